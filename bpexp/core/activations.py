@@ -1,0 +1,133 @@
+"""Activation functions and their derivatives, as small lookup tables.
+
+Every function works in place on a 2-D array of shape ``(n_samples, n_units)``
+(samples are rows).  Derivatives are written from the activation's *output*
+``A = g(Z)``, never from ``Z``: that is the quantity the backward pass keeps, and
+it is the mistake one of the tutorials makes (``s * (1 - s)`` applied to ``z``).
+
+``ACTIVATIONS[name](Z, out)`` writes ``g(Z)`` into ``out`` (which may be ``Z``).
+``DERIVATIVES[name](A, delta, scratch)`` multiplies ``delta`` in place by
+``g'(Z)`` expressed through ``A``; ``scratch`` is a buffer shaped like ``A``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+LEAKY_RELU_SLOPE = 0.01
+
+
+def sigmoid(Z: np.ndarray, out: np.ndarray) -> None:
+    """Logistic sigmoid, ``1 / (1 + exp(-z))``, computed as ``(1 + tanh(z / 2)) / 2``.
+
+    The tanh form never overflows (no warnings for any finite ``z``) and needs
+    no temporary array.
+    """
+    np.multiply(Z, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+
+
+def tanh(Z: np.ndarray, out: np.ndarray) -> None:
+    """Hyperbolic tangent."""
+    np.tanh(Z, out=out)
+
+
+def relu(Z: np.ndarray, out: np.ndarray) -> None:
+    """Rectified linear unit, ``max(z, 0)``."""
+    np.maximum(Z, 0.0, out=out)
+
+
+def make_leaky_relu(slope: float = LEAKY_RELU_SLOPE) -> Callable[[np.ndarray, np.ndarray], None]:
+    """Leaky ReLU ``z if z > 0 else slope * z`` for ``0 < slope < 1``."""
+
+    def leaky_relu(Z: np.ndarray, out: np.ndarray) -> None:
+        np.maximum(Z, slope * Z, out=out)
+
+    return leaky_relu
+
+
+def identity(Z: np.ndarray, out: np.ndarray) -> None:
+    """Identity, ``g(z) = z``."""
+    if out is not Z:
+        np.copyto(out, Z)
+
+
+def softmax(Z: np.ndarray, out: np.ndarray) -> None:
+    """Row-wise softmax; subtracts each row's maximum first, so it never overflows."""
+    np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+
+
+def sigmoid_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+    """``delta *= a * (1 - a)``."""
+    np.subtract(1.0, A, out=scratch)
+    delta *= A
+    delta *= scratch
+
+
+def tanh_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+    """``delta *= 1 - a**2``."""
+    np.square(A, out=scratch)
+    np.subtract(1.0, scratch, out=scratch)
+    delta *= scratch
+
+
+def relu_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+    """``delta *= (a > 0)``; the subgradient at 0 is taken as 0."""
+    np.multiply(delta, A > 0, out=delta)
+
+
+def make_leaky_relu_derivative(
+    slope: float = LEAKY_RELU_SLOPE,
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+    """``delta *= 1 if a > 0 else slope`` (``a > 0`` exactly when ``z > 0``)."""
+
+    def leaky_relu_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+        np.greater(A, 0, out=scratch)
+        scratch *= 1.0 - slope
+        scratch += slope
+        delta *= scratch
+
+    return leaky_relu_derivative
+
+
+def identity_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+    """``g'(z) = 1``: nothing to do."""
+
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
+OUTPUT_ACTIVATIONS = ("sigmoid", "softmax", "identity")
+
+
+def activation_table(
+    slope: float = LEAKY_RELU_SLOPE,
+) -> tuple[dict[str, Callable], dict[str, Callable]]:
+    """Return ``(ACTIVATIONS, DERIVATIVES)`` with the leaky ReLU bound to ``slope``.
+
+    The softmax has no entry in ``DERIVATIVES``: it is only an output activation,
+    whose delta the loss computes (see :mod:`bpexp.core.losses`).
+    """
+    activations = {
+        "sigmoid": sigmoid,
+        "tanh": tanh,
+        "relu": relu,
+        "leaky_relu": make_leaky_relu(slope),
+        "identity": identity,
+        "softmax": softmax,
+    }
+    derivatives = {
+        "sigmoid": sigmoid_derivative,
+        "tanh": tanh_derivative,
+        "relu": relu_derivative,
+        "leaky_relu": make_leaky_relu_derivative(slope),
+        "identity": identity_derivative,
+    }
+    return activations, derivatives
+
+
+ACTIVATIONS, DERIVATIVES = activation_table()

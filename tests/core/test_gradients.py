@@ -1,0 +1,94 @@
+"""Backpropagation against the finite-difference oracle."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bpexp.core import HIDDEN_ACTIVATIONS, INITIALISERS, MLP, activations, check_gradients
+from bpexp.core.activations import DERIVATIVES
+
+# (output activation, loss, number of output units)
+PAIRS = [
+    ("sigmoid", "mse", 2),
+    ("sigmoid", "bce", 2),
+    ("softmax", "mse", 3),
+    ("softmax", "cross_entropy", 3),
+    ("identity", "mse", 2),
+]
+
+
+def _data(loss: str, n_out: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((6, 3))
+    if loss == "cross_entropy":
+        Y = np.eye(n_out)[rng.integers(0, n_out, 6)]
+    elif loss == "bce":
+        Y = rng.random((6, n_out))  # soft targets in (0, 1): the general case
+    else:
+        Y = rng.standard_normal((6, n_out))
+    return X, Y
+
+
+@pytest.mark.parametrize(
+    "activation,pair,init", list(itertools.product(HIDDEN_ACTIVATIONS, PAIRS, INITIALISERS))
+)
+def test_backprop_matches_finite_differences(activation, pair, init):
+    output, loss, n_out = pair
+    X, Y = _data(loss, n_out)
+    net = MLP([3, 5, 4, n_out], activation=activation, output=output, init=init, seed=3)
+    check = check_gradients(net, X, Y, loss)
+    assert set(check.errors) == {"W0", "W1", "W2", "b0", "b1", "b2"}
+    assert check.max_error < 1e-6, check.errors
+
+
+@pytest.mark.parametrize("output,loss,n_out", PAIRS)
+def test_backprop_without_biases(output, loss, n_out):
+    X, Y = _data(loss, n_out, seed=1)
+    net = MLP([3, 4, n_out], activation="tanh", output=output, bias=False, seed=1)
+    check = check_gradients(net, X, Y, loss)
+    assert set(check.errors) == {"W0", "W1"}
+    assert check.max_error < 1e-6, check.errors
+
+
+def test_float32_gradients_agree_with_float64():
+    X, Y = _data("cross_entropy", 3, seed=2)
+    net32 = MLP([3, 6, 3], activation="relu", output="softmax", dtype="float32", seed=2)
+    loss32, gw32, gb32 = net32.loss_and_gradients(X, Y, "cross_entropy")
+    loss64, gw64, gb64 = net32.astype("float64").loss_and_gradients(X, Y, "cross_entropy")
+    assert all(g.dtype == np.float32 for g in gw32 + gb32)
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    for a, b in zip(gw32 + gb32, gw64 + gb64, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    # and the float32 network passes the oracle (which runs on a float64 copy)
+    assert check_gradients(net32, X, Y, "cross_entropy").max_error < 1e-6
+
+
+def test_oracle_catches_the_tutorials_sigmoid_mistake(monkeypatch):
+    """A derivative written from z instead of a = sigmoid(z) must fail the check."""
+
+    def wrong(A, delta, scratch):
+        Z = np.log(A / (1 - A))  # recover z, then make the tutorial's mistake
+        delta *= Z * (1 - Z)
+
+    X, Y = _data("mse", 2)
+    net = MLP([3, 4, 2], activation="sigmoid", output="sigmoid", seed=0)
+    assert check_gradients(net, X, Y, "mse").max_error < 1e-6
+    # every network built from now on (the checker's float64 copy too) gets it
+    monkeypatch.setattr(activations, "sigmoid_derivative", wrong)
+    assert check_gradients(net, X, Y, "mse").max_error > 1e-2
+
+
+def test_max_entries_samples_large_arrays():
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((5, 40)), np.eye(10)[rng.integers(0, 10, 5)]
+    net = MLP([40, 30, 10], activation="relu", output="softmax", init="he_normal")
+    check = check_gradients(net, X, Y, "cross_entropy", max_entries=25)
+    assert check.analytic["W0"].shape == (25,)
+    assert check.max_error < 1e-6
+
+
+def test_derivative_table_covers_every_hidden_activation():
+    assert set(DERIVATIVES) == set(HIDDEN_ACTIVATIONS)
