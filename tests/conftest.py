@@ -15,7 +15,7 @@ XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_mnist() -> Path:
     """The real MNIST test split in ../shared/data/mnist.
 

@@ -1,0 +1,70 @@
+"""Data sets by name: ``load_dataset(name, seed=..., **options) -> Dataset``.
+
+- ``xor``: the 4 XOR cases (validation = the same 4); no options.
+- ``toy3``: the tutorial's 5 samples with 3 features (the third a constant 1); no options.
+- ``mnist``: real MNIST from the four IDX files, downloaded if missing; options
+  ``root``, ``train_size``, ``test_size``, ``download``, ``normalize``, ``mirrors``,
+  ``timeout``.
+- ``digits``: scikit-learn's 8x8 digits, offline; options ``train_size``,
+  ``test_size``, ``normalize``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from bpexp.data.base import Dataset
+from bpexp.data.digits import load_digits
+from bpexp.data.mnist import MNISTError, load_mnist
+from bpexp.data.toy import toy3, xor
+
+DATASETS = ("xor", "toy3", "mnist", "digits")
+
+__all__ = ["DATASETS", "Dataset", "MNISTError", "load_dataset"]
+
+
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+    dtype: str = "float64",
+    **options,
+) -> Dataset:
+    """Load the data set ``name`` (see the table above).
+
+    Parameters
+    ----------
+    name : {"xor", "toy3", "mnist", "digits"}
+    seed : int
+        Seeds the subset draws (ignored when ``rng``, the run's generator, is given).
+    dtype : {"float32", "float64"}
+        Of the feature and target arrays.
+    **options
+        The data set's own options.
+
+    Raises
+    ------
+    ValueError
+        An unknown name or option, or a bad option value, in one line.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    if str(np.dtype(dtype)) not in ("float32", "float64"):
+        raise ValueError(f"dtype: must be float32 or float64, got {dtype!r}")
+    if name in ("xor", "toy3"):
+        if options:
+            raise ValueError(f"dataset {name!r} takes no options; got {', '.join(sorted(options))}")
+        return (xor if name == "xor" else toy3)(dtype=dtype)
+    loader = load_mnist if name == "mnist" else load_digits
+    valid = [p for p in inspect.signature(loader).parameters if p not in ("rng", "dtype")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"dataset {name!r}: unknown option {', '.join(unknown)}; valid: {', '.join(valid)}"
+        )
+    if rng is None:
+        rng = np.random.default_rng(seed)
+    return loader(rng=rng, dtype=dtype, **options)

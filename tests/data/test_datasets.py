@@ -1,0 +1,359 @@
+"""Data sets through the real loading paths, on the real MNIST test split."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpexp.core import MLP, fit
+from bpexp.data import MNISTError, load_dataset
+from bpexp.data.idx import IDXError, read_idx, write_idx
+from bpexp.data.mnist import CACHE_NAME, FILE_NAMES
+
+
+@pytest.fixture(scope="module")
+def mnist_arrays(request):
+    shared = request.getfixturevalue("shared_mnist")
+    return (
+        read_idx(shared / "t10k-images-idx3-ubyte.gz", 3),
+        read_idx(shared / "t10k-labels-idx1-ubyte.gz", 1),
+    )
+
+
+def write_pair(root: Path, images, labels, n_train: int, gz: bool) -> Path:
+    """A train/test IDX pair from the real test split: first n_train as 'train'."""
+    root.mkdir(parents=True, exist_ok=True)
+    ext = ".gz" if gz else ""
+    write_idx(root / f"train-images-idx3-ubyte{ext}", images[:n_train])
+    write_idx(root / f"train-labels-idx1-ubyte{ext}", labels[:n_train])
+    write_idx(root / f"t10k-images-idx3-ubyte{ext}", images[n_train:])
+    write_idx(root / f"t10k-labels-idx1-ubyte{ext}", labels[n_train:])
+    return root
+
+
+# --------------------------------------------------------------- toy sets
+def test_xor_and_toy3_are_the_tutorials_data():
+    xor = load_dataset("xor")
+    assert xor.X_train.tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert xor.y_train.ravel().tolist() == [0, 1, 1, 0]
+    assert np.array_equal(xor.X_val, xor.X_train) and xor.n_classes == 2
+    assert "training samples themselves" in xor.metadata["validation"]
+    toy = load_dataset("toy3", dtype="float32")
+    assert toy.X_train.shape == (5, 3) and toy.X_train.dtype == np.float32
+    assert (toy.X_train[:, 2] == 1).all()
+    assert toy.y_train.ravel().tolist() == [0, 1, 1, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "name,options,match",
+    [
+        ("cifar", {}, "unknown dataset 'cifar'; valid: xor, toy3, mnist, digits"),
+        ("xor", {"train_size": 2}, "takes no options"),
+        ("mnist", {"size": 5}, "unknown option size; valid: root, train_size"),
+        ("digits", {"train_size": 5000}, "train_size: 5000 is more than"),
+        ("digits", {"train_size": 5}, "fewer than the 10 classes"),
+        ("digits", {"train_size": -3}, "train_size: must be a positive integer"),
+        ("digits", {"test_size": 0}, "test_size: must be a positive integer"),
+        ("digits", {"normalize": "minmax"}, "normalize: unknown 'minmax'; valid: unit, standard"),
+    ],
+)
+def test_bad_names_and_options(name, options, match):
+    with pytest.raises(ValueError, match=match.replace("(", r"\(")) as info:
+        load_dataset(name, **options)
+    assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------- digits
+def test_digits_offline_stratified_and_scaled():
+    d = load_dataset("digits", seed=0)
+    assert d.X_train.shape == (1437, 64) and d.X_val.shape == (360, 64)
+    assert d.y_train.shape == (1437, 10) and (d.y_train.sum(axis=1) == 1).all()
+    assert 0.0 <= d.X_train.min() and d.X_train.max() <= 1.0
+    # 360 of 1,797 per class: every class count within 1 of its share
+    full = np.bincount(np.concatenate([d.y_train, d.y_val]).argmax(axis=1))
+    assert np.all(np.abs(np.array(d.metadata["class_counts_val"]) - 360 * full / 1797) < 1)
+    # no sample in both sets
+    rows = {r.tobytes() for r in d.X_val}
+    assert (
+        sum(r.tobytes() in rows for r in d.X_train) < 20
+    )  # the data set has a few duplicate images
+    again = load_dataset("digits", seed=0)
+    assert np.array_equal(again.X_train, d.X_train)
+    assert not np.array_equal(load_dataset("digits", seed=1).X_train, d.X_train)
+
+
+# ------------------------------------------------------------------ MNIST
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_from_idx_files(tmp_path, mnist_arrays, gz):
+    images, labels = mnist_arrays
+    root = write_pair(tmp_path / "mnist", images, labels, 8000, gz)
+    d = load_dataset("mnist", root=root, download=False, dtype="float32")
+    assert d.X_train.shape == (8000, 784) and d.X_val.shape == (2000, 784)
+    assert d.y_train.shape == (8000, 10) and d.X_train.dtype == np.float32
+    assert d.X_train.min() == 0.0 and d.X_train.max() == 1.0
+    np.testing.assert_array_equal(d.y_train.argmax(axis=1), labels[:8000])
+    np.testing.assert_allclose(d.X_val[0] * 255, images[8000].ravel(), atol=1e-3)
+    files = d.metadata["files"]
+    assert set(files) == set(FILE_NAMES)
+    assert not files["train-images-idx3-ubyte"]["canonical"]  # it is our subset
+
+
+def test_mnist_shared_split_is_the_canonical_one(shared_mnist, tmp_path):
+    # the shared copy is read-only: the loader works without writing a cache there
+    root = tmp_path / "m"
+    root.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(shared_mnist / name, root)
+        shutil.copy(shared_mnist / name, root / name.replace("t10k", "train"))
+    d = load_dataset("mnist", root=root, download=False, test_size=100)
+    info = d.metadata["files"]["t10k-images-idx3-ubyte"]
+    assert info["canonical"]
+    assert info["sha256"] == "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"
+    assert d.metadata["class_counts_train"] == [
+        980,
+        1135,
+        1032,
+        1010,
+        982,
+        892,
+        958,
+        1028,
+        974,
+        1009,
+    ]
+    assert round(float(d.X_train.mean() * 255), 2) == 33.79
+
+
+def test_mnist_stratified_subset_and_determinism(tmp_path, mnist_arrays):
+    images, labels = mnist_arrays
+    root = write_pair(tmp_path, images, labels, 8000, True)
+    d = load_dataset("mnist", root=root, download=False, train_size=1000, test_size=300, seed=3)
+    expected = 1000 * np.bincount(labels[:8000], minlength=10) / 8000
+    counts = np.array(d.metadata["class_counts_train"])
+    assert counts.sum() == 1000 and np.all(np.abs(counts - expected) <= 1), (counts, expected)
+    assert d.X_val.shape == (300, 784)
+    same = load_dataset("mnist", root=root, download=False, train_size=1000, test_size=300, seed=3)
+    assert np.array_equal(same.X_train, d.X_train) and np.array_equal(same.y_val, d.y_val)
+    other = load_dataset("mnist", root=root, download=False, train_size=1000, test_size=300, seed=4)
+    assert not np.array_equal(other.X_train, d.X_train)
+    # a subset's classes are mixed, not sorted
+    assert len(set(d.y_train[:20].argmax(axis=1).tolist())) > 3
+
+
+def test_mnist_standardise(tmp_path, mnist_arrays):
+    root = write_pair(tmp_path, *mnist_arrays, 8000, True)
+    d = load_dataset("mnist", root=root, download=False, normalize="standard")
+    np.testing.assert_allclose(d.X_train.mean(axis=0), 0, atol=1e-9)
+    varying = d.X_train.std(axis=0) > 0
+    np.testing.assert_allclose(d.X_train.std(axis=0)[varying], 1, rtol=1e-6)
+
+
+def test_mnist_cache_is_used_and_invalidated(tmp_path, mnist_arrays):
+    images, labels = mnist_arrays
+    root = write_pair(tmp_path, images, labels, 8000, True)
+    first = load_dataset("mnist", root=root, download=False)
+    assert (root / CACHE_NAME).is_file()
+    cached = load_dataset("mnist", root=root, download=False)
+    assert np.array_equal(cached.X_train, first.X_train)
+    # replace the training files with different ones: the cache must not be served
+    time.sleep(0.01)
+    write_idx(root / "train-images-idx3-ubyte.gz", images[2000:9000])
+    write_idx(root / "train-labels-idx1-ubyte.gz", labels[2000:9000])
+    fresh = load_dataset("mnist", root=root, download=False)
+    assert fresh.X_train.shape == (7000, 784)
+    np.testing.assert_array_equal(fresh.y_train.argmax(axis=1), labels[2000:9000])
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        (lambda b: b[: len(b) // 2], "truncated or corrupt"),
+        (lambda b: b"\x00\x00\x08\x07" + b[4:], "bad IDX magic number"),
+        (lambda b: b[:-1], "truncated or corrupt"),
+        (lambda b: b + b"\x00" * 10, "truncated or corrupt"),
+    ],
+)
+def test_corrupt_and_truncated_files_name_the_file(tmp_path, mnist_arrays, damage, match):
+    root = write_pair(tmp_path, *mnist_arrays, 8000, False)
+    path = root / "train-images-idx3-ubyte"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(IDXError, match=match) as info:
+        load_dataset("mnist", root=root, download=False)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_truncated_gzip_names_the_file(tmp_path, mnist_arrays):
+    root = write_pair(tmp_path, *mnist_arrays, 8000, True)
+    path = root / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(IDXError, match="corrupt or truncated gzip") as info:
+        load_dataset("mnist", root=root, download=False)
+    assert str(path) in str(info.value)
+
+
+def test_mismatched_image_and_label_counts(tmp_path, mnist_arrays):
+    images, labels = mnist_arrays
+    root = write_pair(tmp_path, images, labels, 8000, True)
+    write_idx(root / "train-labels-idx1-ubyte.gz", labels[:7999])
+    with pytest.raises(MNISTError, match=r"8000 images but .* 7999 labels"):
+        load_dataset("mnist", root=root, download=False)
+
+
+def test_offline_directory_says_what_to_put_where(tmp_path):
+    root = tmp_path / "empty"
+    with pytest.raises(MNISTError) as info:
+        load_dataset("mnist", root=root, download=False)
+    message = str(info.value)
+    assert str(root) in message and "\n" not in message
+    for name in FILE_NAMES:
+        assert name in message
+
+
+def test_default_root_comes_from_bpexp_data_dir(tmp_path, mnist_arrays, monkeypatch):
+    write_pair(tmp_path / "mnist", *mnist_arrays, 9000, True)
+    monkeypatch.setenv("BPEXP_DATA_DIR", str(tmp_path))
+    d = load_dataset("mnist", download=False)
+    assert d.metadata["root"] == str(tmp_path / "mnist") and d.X_val.shape[0] == 1000
+
+
+# -------------------------------------------------------------- downloads
+class _Server:
+    """A real HTTP server on 127.0.0.1 serving a directory (optionally stalling)."""
+
+    def __init__(self, directory: Path, stall: bool = False):
+        handler = _stalling_handler if stall else _quiet_handler(directory)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _quiet_handler(directory: Path):
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(directory), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+class _stalling_handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(5)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path, shared_mnist):
+    """A mirror with the real (canonical) test files, and a data root that already
+    holds training files, so that only the two t10k files are downloaded."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(shared_mnist / name, mirror / name)
+    root = tmp_path / "data"
+    root.mkdir()
+    images = read_idx(shared_mnist / "t10k-images-idx3-ubyte.gz", 3)
+    labels = read_idx(shared_mnist / "t10k-labels-idx1-ubyte.gz", 1)
+    write_idx(root / "train-images-idx3-ubyte.gz", images[:5000])
+    write_idx(root / "train-labels-idx1-ubyte.gz", labels[:5000])
+    return mirror, root
+
+
+def test_download_from_a_local_mirror(served):
+    mirror, root = served
+    with _Server(mirror) as server:
+        d = load_dataset("mnist", root=root, mirrors=[server.url], test_size=500)
+    assert (root / "t10k-images-idx3-ubyte.gz").is_file()
+    assert d.metadata["files"]["t10k-labels-idx1-ubyte"]["canonical"]
+    assert d.X_val.shape == (500, 784)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_corrupted_download_is_rejected_and_leaves_nothing(served):
+    mirror, root = served
+    bad = mirror / "t10k-images-idx3-ubyte.gz"
+    raw = bytearray(gzip.decompress(bad.read_bytes()))
+    raw[5000] ^= 0xFF  # one flipped byte: a valid IDX file, a wrong checksum
+    bad.write_bytes(gzip.compress(bytes(raw)))
+    with _Server(mirror) as server, pytest.raises(MNISTError) as info:
+        load_dataset("mnist", root=root, mirrors=[server.url])
+    message = str(info.value)
+    assert "checksum mismatch" in message and server.url in message and "\n" not in message
+    assert not (root / "t10k-images-idx3-ubyte.gz").exists()
+    # nothing half-written, nothing unverified: the directory is as it was
+    assert sorted(p.name for p in root.iterdir()) == [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+
+
+def test_a_missing_file_on_the_first_mirror_falls_back_to_the_next(served, tmp_path):
+    mirror, root = served
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    with _Server(empty) as first, _Server(mirror) as second:
+        d = load_dataset("mnist", root=root, mirrors=[first.url, second.url], test_size=100)
+    assert d.X_val.shape == (100, 784)
+
+
+def test_a_stalled_mirror_times_out(served):
+    _, root = served
+    with _Server(root, stall=True) as server:
+        t0 = time.monotonic()
+        with pytest.raises(MNISTError, match="timed out"):
+            load_dataset("mnist", root=root, mirrors=[server.url], timeout=0.5)
+        assert time.monotonic() - t0 < 4
+
+
+def test_an_unreachable_mirror_fails_fast(served):
+    _, root = served
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(MNISTError, match="could not download"):
+        load_dataset("mnist", root=root, mirrors=[f"http://127.0.0.1:{port}/"], timeout=2)
+
+
+# ------------------------------------------------------- the whole pipeline
+@pytest.mark.slow
+def test_mnist_784_30_10_learns_from_real_images(tmp_path, mnist_arrays):
+    root = write_pair(tmp_path, *mnist_arrays, 8000, True)
+    d = load_dataset("mnist", root=root, download=False, seed=0)
+    assert (d.X_train.shape, d.X_val.shape) == ((8000, 784), (2000, 784))
+    net = MLP([784, 30, 10], activation="sigmoid", output="softmax", init="lecun_normal", seed=0)
+    h = fit(
+        net,
+        d.X_train,
+        d.y_train,
+        variant="mbgd",
+        batch_size=10,
+        lr=0.5,
+        epochs=5,
+        loss="cross_entropy",
+        X_val=d.X_val,
+        Y_val=d.y_val,
+    )
+    assert h.records[-1]["val_accuracy"] > 0.85, h.records[-1]
+    assert hashlib.sha256(d.X_val.tobytes()).hexdigest()  # real data, not a stand-in
