@@ -21,8 +21,10 @@ from bpexp.data.mnist import MNISTError, load_mnist
 from bpexp.data.toy import toy3, xor
 
 DATASETS = ("xor", "toy3", "mnist", "digits")
+#: (number of features, number of classes) of each data set, known before loading
+SHAPES = {"xor": (2, 2), "toy3": (3, 2), "mnist": (784, 10), "digits": (64, 10)}
 
-__all__ = ["DATASETS", "Dataset", "MNISTError", "load_dataset"]
+__all__ = ["DATASETS", "SHAPES", "Dataset", "MNISTError", "load_dataset"]
 
 
 def load_dataset(

@@ -32,6 +32,8 @@ class Dataset:
     y_val: np.ndarray
     n_classes: int
     metadata: dict = field(default_factory=dict)
+    #: the validation set is the training set itself (nothing held out)
+    val_is_train: bool = False
 
     @property
     def n_features(self) -> int:

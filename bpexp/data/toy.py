@@ -18,6 +18,7 @@ def _toy(name: str, X: list, y: list, dtype: str, note: str) -> Dataset:
         X_val=X.copy(),
         y_val=Y.copy(),
         n_classes=2,
+        val_is_train=True,
         metadata={
             "n_train": len(X),
             "n_val": len(X),

@@ -1,0 +1,401 @@
+"""MLflow tracking of runs and sweeps.
+
+- The store: ``tracking.uri``, else ``MLFLOW_TRACKING_URI``, else
+  ``sqlite:///<launch dir>/mlflow.db``, made absolute in the launching process
+  (relative SQLite paths resolve against the directory the command ran in).
+  Artifacts of a SQLite store go to ``mlartifacts/`` beside the database.
+- A multirun is one parent run, created by :class:`SweepCallback` in the
+  launching process (which also creates the SQLite schema once, before any
+  parallel job), and one child run per job, linked by ``mlflow.parentRunId``.
+  The parent's id reaches the jobs through a small file in the sweep directory,
+  so it works with any launcher whose jobs see that directory.
+- Metrics are sent in batches (``log_batch``) and bounded to
+  ``tracking.max_points`` points per metric; the complete per-epoch history is
+  always written as the ``history.csv`` artifact.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+PARENT_FILE = ".bpexp-parent.json"
+#: MLflow accepts at most 1,000 metrics in one log_batch call
+BATCH = 1000
+#: send what has accumulated at least this often during a long run (seconds)
+FLUSH_EVERY = 10.0
+HISTORY_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "grad_norm",
+    "updates",
+    "samples",
+    "seconds",
+    "lr",
+)
+
+
+# ------------------------------------------------------------------ the store
+def launch_dir() -> Path:
+    """The directory the command was run in (set once by the launching process)."""
+    return Path(os.environ.get("BPEXP_LAUNCH_DIR") or os.getcwd())
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The absolute tracking URI for ``tracking.uri`` (see module docstring)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///") :]
+        if path != ":memory:":
+            uri = f"sqlite:///{(launch_dir() / path).resolve()}"
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a SQLite file; else the server's choice."""
+    if uri.startswith("sqlite:////"):
+        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    return None
+
+
+def client_for(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str, uri: str) -> str:
+    """The id of experiment ``name``, creating it (and a new store's schema) if needed."""
+    from mlflow.exceptions import MlflowException
+
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(uri))
+    except MlflowException:
+        # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str | None:
+    """The commit of the launch directory's git checkout, if there is one."""
+    if "BPEXP_GIT_COMMIT" in os.environ:
+        return os.environ["BPEXP_GIT_COMMIT"] or None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=launch_dir(),
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    os.environ["BPEXP_GIT_COMMIT"] = commit
+    return commit or None
+
+
+# ------------------------------------------------------------ what to log
+def flatten(cfg: DictConfig) -> dict[str, str]:
+    """The resolved config (without ``hydra``) as ``{"optimizer.lr": "0.1", ...}``."""
+    out: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            out[prefix] = "null" if node is None else str(node)
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    walk(container, "")
+    return out
+
+
+def logged_epochs(epochs: int, max_points: int | None) -> set[int]:
+    """The epochs (0 = before training) whose measures go to MLflow as points.
+
+    All of them when ``epochs + 1 <= max_points`` (or ``max_points`` is None);
+    else ``max_points`` evenly spaced ones that include the first and the last.
+    The epoch the threshold is reached and the last one actually run are added
+    at the end of the run.
+    """
+    if max_points is None or epochs + 1 <= max_points:
+        return set(range(epochs + 1))
+    return set(np.unique(np.linspace(0, epochs, max_points).round().astype(int)).tolist())
+
+
+def write_history_csv(path: Path, records: list[dict]) -> None:
+    keys = ["epoch", *[k for k in HISTORY_KEYS if any(k in r for r in records)]]
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+
+
+# ----------------------------------------------------------- a job's run
+class RunTracker:
+    """One MLflow run for one job: created at start, metrics batched and bounded,
+    artifacts and summary at the end, FAILED or KILLED on an exception."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        *,
+        run_name: str,
+        output_dir: Path,
+        tags: dict[str, str],
+        parent: dict | None = None,
+        extra_params: dict[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param
+
+        self._Metric = Metric
+        self.cfg = cfg
+        self.output_dir = Path(output_dir)
+        if parent is not None:
+            self.uri = parent["tracking_uri"]
+            self.client = client_for(self.uri)
+            self.experiment_id = parent["experiment_id"]
+            tags = {**tags, "mlflow.parentRunId": parent["run_id"]}
+        else:
+            self.uri = resolve_tracking_uri(cfg.tracking.uri)
+            self.client = client_for(self.uri)
+            self.experiment_id = ensure_experiment(self.client, cfg.tracking.experiment, self.uri)
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.run_id = run.info.run_id
+        self.records: list[dict] = []
+        self.pending: list = []
+        self.steps = logged_epochs(cfg.trainer.epochs, cfg.tracking.max_points)
+        self.keys: list[str] | None = None
+        self.last_flush = time.monotonic()
+        self.tracking_seconds = time.perf_counter()
+        flat = {**flatten(cfg), **(extra_params or {})}
+        params = [Param(k, v[:6000]) for k, v in flat.items()]
+        for i in range(0, len(params), 100):
+            self.client.log_batch(self.run_id, params=params[i : i + 100])
+        self.tracking_seconds = time.perf_counter() - self.tracking_seconds
+
+    # -- during training -------------------------------------------------
+    def on_epoch(self, record: dict) -> None:
+        """The :func:`bpexp.core.fit` callback: keep every record, queue the chosen ones."""
+        self.records.append(record)
+        if record["epoch"] in self.steps:
+            self._queue(record)
+            if len(self.pending) >= BATCH or time.monotonic() - self.last_flush > FLUSH_EVERY:
+                self.flush()
+
+    def _queue(self, record: dict) -> None:
+        if self.keys is None:
+            constant_lr = self.cfg.optimizer.schedule == "constant"
+            self.keys = [k for k in HISTORY_KEYS if not (k == "lr" and constant_lr)]
+        ts = int(time.time() * 1000)
+        step = record["epoch"]
+        self.pending.extend(
+            self._Metric(k, float(record[k]), ts, step) for k in self.keys if k in record
+        )
+
+    def flush(self) -> None:
+        t0 = time.perf_counter()
+        while self.pending:
+            batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)
+        self.last_flush = time.monotonic()
+        self.tracking_seconds += time.perf_counter() - t0
+
+    # -- at the end --------------------------------------------------------
+    def finish(self, history, net, dataset_metadata: dict, wall_seconds: float) -> dict:
+        """Log the summary, the artifacts, and end the run FINISHED.  Returns the summary."""
+        t0 = time.perf_counter()
+        last = history.records[-1]["epoch"] if history.records else 0
+        extra = {last, history.epochs_to_threshold or last} - self.steps
+        for r in self.records:
+            if r["epoch"] in extra:
+                self._queue(r)
+        summary = {
+            "initial_loss": history.initial["train_loss"],
+            "final_loss": history.final_loss,
+            "best_loss": history.best_loss,
+            "epochs_run": float(last),
+            "converged": float(history.converged),
+            "diverged": float(history.diverged),
+            "wall_seconds": wall_seconds,
+            "train_seconds": history.records[-1]["seconds"] if history.records else 0.0,
+        }
+        if history.epochs_to_threshold is not None:
+            summary["epochs_to_threshold"] = float(history.epochs_to_threshold)
+        if history.records:
+            for k in ("train_accuracy", "val_loss", "val_accuracy"):
+                if k in history.records[-1]:
+                    summary[f"final_{k}"] = history.records[-1][k]
+        ts = int(time.time() * 1000)
+        self.pending.extend(
+            self._Metric(k, float(v) if math.isfinite(v) else float("nan"), ts, last)
+            for k, v in summary.items()
+        )
+        self.flush()
+        self.client.set_tag(self.run_id, "stop_reason", history.stop_reason)
+        self._log_artifacts(net=net, dataset_metadata=dataset_metadata)
+        self.client.set_terminated(self.run_id, "FINISHED")
+        self.tracking_seconds += time.perf_counter() - t0
+        return summary
+
+    def _log_artifacts(self, net=None, dataset_metadata=None, error: str | None = None) -> Path:
+        """Write the run's files into ``<output_dir>/artifacts`` and log them.
+
+        The files stay in the job's output directory as well.
+        """
+        out = self.output_dir / "artifacts"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(
+            OmegaConf.to_yaml({k: v for k, v in self.cfg.items() if k != "hydra"}, resolve=True)
+        )
+        write_history_csv(out / "history.csv", self.records)
+        if dataset_metadata is not None:
+            (out / "dataset.json").write_text(json.dumps(dataset_metadata, indent=2))
+        if net is not None and self.cfg.tracking.log_weights:
+            net.save(out / "weights.npz")
+        if self.cfg.tracking.log_figure and len(self.records) > 1:
+            from bpexp.plots import loss_curve_figure
+
+            c = self.cfg
+            title = f"{c.dataset.name}, {c.optimizer.variant}, lr={c.optimizer.lr}, seed={c.seed}"
+            loss_curve_figure(self.records, title=title).savefig(out / "loss_curve.png", dpi=100)
+        if error is not None:
+            (out / "error.txt").write_text(error)
+        self.client.log_artifacts(self.run_id, str(out))
+        return out
+
+    @contextmanager
+    def guard(self):
+        """End the run FAILED (error in a tag) or KILLED (Ctrl-C), flushing what was
+        logged so far, then re-raise."""
+        try:
+            yield self
+        except BaseException as exc:
+            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+            message = (
+                "interrupted (Ctrl-C)" if status == "KILLED" else f"{type(exc).__name__}: {exc}"
+            )
+            try:
+                self.flush()
+                self.client.set_tag(self.run_id, "error", message[:5000])
+                self._log_artifacts(error="".join(traceback.format_exception(exc)))
+            except Exception as inner:  # never mask the original error
+                log.warning("could not log the failure of run %s: %s", self.run_id, inner)
+            finally:
+                try:
+                    self.client.set_terminated(self.run_id, status)
+                except Exception as inner:
+                    log.warning("could not mark run %s %s: %s", self.run_id, status, inner)
+            raise
+
+
+# ------------------------------------------------------------------ sweeps
+#: the parent run this process created for its multirun, for main() to close
+ACTIVE_PARENT: dict | None = None
+
+
+def read_parent(sweep_dir: str | Path) -> dict:
+    """The parent-run record a multirun's launching process left for its jobs."""
+    path = Path(sweep_dir) / PARENT_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise RuntimeError(
+            f"sweep tracking was not set up ({path} is missing): is the bpexp callback "
+            "in hydra.callbacks?"
+        ) from None
+    if "error" in record:
+        raise RuntimeError(f"sweep tracking could not start: {record['error']}")
+    return record
+
+
+class SweepCallback(Callback):
+    """Creates the store, the experiment and the parent run before a multirun's
+    jobs start, and closes the parent when the multirun ends.
+
+    Hydra turns exceptions in callbacks into warnings; so failures are recorded
+    in the parent file, where every job finds them and fails with the reason.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global ACTIVE_PARENT
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            uri = resolve_tracking_uri(config.tracking.uri)
+            client = client_for(uri)
+            experiment_id = ensure_experiment(client, config.tracking.experiment, uri)
+            overrides = " ".join(config.hydra.overrides.task)
+            name = f"sweep {sweep_dir.relative_to(sweep_dir.parent.parent)}"
+            tags = {
+                "bpexp.role": "sweep",
+                "bpexp.sweep_dir": str(sweep_dir.resolve()),
+                "bpexp.overrides": overrides[:5000],
+                "mlflow.source.name": "bpexp",
+            }
+            if commit := git_commit():
+                tags["mlflow.source.git.commit"] = commit
+            run = client.create_run(experiment_id, run_name=name, tags=tags)
+            record = {
+                "tracking_uri": uri,
+                "experiment_id": experiment_id,
+                "run_id": run.info.run_id,
+            }
+            ACTIVE_PARENT = record
+        except Exception as exc:
+            record = {"error": f"{type(exc).__name__}: {exc}"}
+            log.error("bpexp: sweep tracking could not start: %s", record["error"])
+        (sweep_dir / PARENT_FILE).write_text(json.dumps(record))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra calls this only when every job succeeded
+        close_parent("FINISHED")
+
+
+def close_parent(status: str) -> None:
+    """End this process's parent run with ``status`` (idempotent).
+
+    FINISHED is downgraded to FAILED if any child run did not finish.
+    """
+    global ACTIVE_PARENT
+    if ACTIVE_PARENT is None:
+        return
+    record, ACTIVE_PARENT = ACTIVE_PARENT, None
+    try:
+        client = client_for(record["tracking_uri"])
+        if status == "FINISHED":
+            children = client.search_runs(
+                [record["experiment_id"]],
+                filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
+                max_results=50000,
+            )
+            if any(c.info.status != "FINISHED" for c in children):
+                status = "FAILED"
+        client.set_terminated(record["run_id"], status)
+    except Exception as exc:
+        log.error("bpexp: could not close the sweep's parent run %s: %s", record["run_id"], exc)
