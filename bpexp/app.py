@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bpexp import tracking
-from bpexp.config import JobError, dataset_options, hidden_sizes, validate
+from bpexp.config import ConfigError, JobError, dataset_options, hidden_sizes, validate
 from bpexp.core import MLP, fit
 from bpexp.data import load_dataset
 
@@ -153,7 +153,15 @@ def run_job(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
-    return run_job(cfg)
+    try:
+        return run_job(cfg)
+    except (ConfigError, JobError) as exc:
+        # Hydra reports only a sweep's first failure at its end: say each one as it happens
+        log.error("%s", exc)
+        raise
+    except Exception:
+        log.exception("job failed")
+        raise
 
 
 def main() -> None:

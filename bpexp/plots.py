@@ -16,6 +16,7 @@ def loss_curve_figure(records: list[dict], title: str | None = None) -> Figure:
     ax = fig.subplots()
     for key, label in (("train_loss", "training"), ("val_loss", "validation")):
         values = np.array([r.get(key, np.nan) for r in records], dtype=float)
+        values[~np.isfinite(values)] = np.nan  # a diverged run: leave a gap, not inf
         if np.isfinite(values).any():
             ax.plot(epochs, values, label=label)
     ax.set_yscale("log")

@@ -205,8 +205,10 @@ class RunTracker:
         self.records.append(record)
         if record["epoch"] in self.steps:
             self._queue(record)
-            if len(self.pending) >= BATCH or time.monotonic() - self.last_flush > FLUSH_EVERY:
-                self.flush()
+        if self.pending and (
+            len(self.pending) >= BATCH or time.monotonic() - self.last_flush > FLUSH_EVERY
+        ):
+            self.flush()
 
     def _queue(self, record: dict) -> None:
         if self.keys is None:
