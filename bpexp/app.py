@@ -23,10 +23,13 @@ from omegaconf import DictConfig
 
 from bpexp import tracking
 from bpexp.config import ConfigError, JobError, dataset_options, hidden_sizes, validate
-from bpexp.core import MLP, fit
-from bpexp.data import load_dataset
+from bpexp.core import MLP, History, fit
+from bpexp.data import Dataset, load_dataset
 
 log = logging.getLogger("bpexp")
+
+#: timings of the last job this process ran (read by benchmarks/bench_runs.py)
+LAST_JOB: dict[str, float | str] = {}
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -41,6 +44,59 @@ def _progress(cfg: DictConfig, multirun: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=cfg.trainer.epochs, unit="epoch", desc=cfg.dataset.name, leave=True)
+
+
+def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
+    """Load the data, build the network and train it as a validated ``cfg`` says.
+
+    Returns the data set, the trained network, its history and the seconds
+    :func:`bpexp.core.fit` took.  Nothing here is tracked.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    try:
+        data = load_dataset(
+            cfg.dataset.name, rng=rng, dtype=cfg.model.dtype, **dataset_options(cfg)
+        )
+    except ValueError as exc:
+        raise JobError(f"dataset {cfg.dataset.name}: {exc}") from exc
+    m, o, t = cfg.model, cfg.optimizer, cfg.trainer
+    net = MLP(
+        [data.n_features, *hidden_sizes(cfg), data.n_outputs],
+        activation=m.activation,
+        output=m.output,
+        init=m.init,
+        dtype=m.dtype,
+        bias=m.bias,
+        leaky_slope=m.leaky_slope,
+        rng=rng,
+    )
+    validation = {} if data.val_is_train else {"X_val": data.X_val, "Y_val": data.y_val}
+    t0 = time.perf_counter()
+    history = fit(
+        net,
+        data.X_train,
+        data.y_train,
+        variant=o.variant,
+        lr=o.lr,
+        batch_size=o.batch_size,
+        epochs=t.epochs,
+        loss=t.loss,
+        update=o["update"],  # DictConfig.update is a method
+        momentum=o.momentum,
+        beta1=o.beta1,
+        beta2=o.beta2,
+        epsilon=o.epsilon,
+        schedule=o.schedule,
+        gamma=o.gamma,
+        step_size=o.step_size,
+        decay=o.decay,
+        loss_threshold=t.loss_threshold,
+        train_eval=t.train_eval,
+        rng=rng,
+        callback=callback,
+        **validation,
+    )
+    return data, net, history, time.perf_counter() - t0
 
 
 def run_job(cfg: DictConfig) -> float:
@@ -74,24 +130,6 @@ def run_job(cfg: DictConfig) -> float:
         extra_params=choices,
     )
     with tracker.guard():
-        rng = np.random.default_rng(cfg.seed)
-        try:
-            data = load_dataset(
-                cfg.dataset.name, rng=rng, dtype=cfg.model.dtype, **dataset_options(cfg)
-            )
-        except ValueError as exc:
-            raise JobError(f"dataset {cfg.dataset.name}: {exc}") from exc
-        m = cfg.model
-        net = MLP(
-            [data.n_features, *hidden_sizes(cfg), data.n_outputs],
-            activation=m.activation,
-            output=m.output,
-            init=m.init,
-            dtype=m.dtype,
-            bias=m.bias,
-            leaky_slope=m.leaky_slope,
-            rng=rng,
-        )
         bar = _progress(cfg, multirun)
         callback = tracker.on_epoch
         if bar is not None:
@@ -103,41 +141,15 @@ def run_job(cfg: DictConfig) -> float:
                     if record["epoch"] % 50 == 0 or record["epoch"] == cfg.trainer.epochs:
                         bar.set_postfix_str(f"loss={record['train_loss']:.4g}", refresh=False)
 
-        o, t = cfg.optimizer, cfg.trainer
-        validation = {} if data.val_is_train else {"X_val": data.X_val, "Y_val": data.y_val}
-        t0 = time.perf_counter()
         try:
-            history = fit(
-                net,
-                data.X_train,
-                data.y_train,
-                variant=o.variant,
-                lr=o.lr,
-                batch_size=o.batch_size,
-                epochs=t.epochs,
-                loss=t.loss,
-                update=o["update"],
-                momentum=o.momentum,
-                beta1=o.beta1,
-                beta2=o.beta2,
-                epsilon=o.epsilon,
-                schedule=o.schedule,
-                gamma=o.gamma,
-                step_size=o.step_size,
-                decay=o.decay,
-                loss_threshold=t.loss_threshold,
-                train_eval=t.train_eval,
-                rng=rng,
-                callback=callback,
-                **validation,
-            )
+            data, net, history, wall = train(cfg, callback)
         finally:
             if bar is not None:
                 bar.close()
-        wall = time.perf_counter() - t0
         summary = tracker.finish(history, net, data.metadata, wall)
+    LAST_JOB.update(run_id=tracker.run_id, train_seconds=wall)
     log.info(
-        "run %s: %s, loss %.4g -> %.4g in %d epochs (%s), training %.2f s, tracking %.2f s",
+        "run %s: %s, loss %.4g -> %.4g in %d epochs (%s), training %.2f s",
         tracker.run_id,
         run_name,
         summary["initial_loss"],
@@ -145,7 +157,6 @@ def run_job(cfg: DictConfig) -> float:
         summary["epochs_run"],
         history.stop_reason,
         wall,
-        tracker.tracking_seconds,
     )
     final = history.final_loss
     return final if math.isfinite(final) else math.inf

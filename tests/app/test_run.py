@@ -151,6 +151,6 @@ def test_logged_epochs():
     assert logged_epochs(10, 1000) == set(range(11))
     assert logged_epochs(10, None) == set(range(11))
     chosen = logged_epochs(10_000, 200)
-    assert len(chosen) == 200 and {0, 10_000} <= chosen
+    assert len(chosen) == 200 and {0, 10_000} <= chosen  # max_points=200 here
     gaps = np.diff(sorted(chosen))
     assert gaps.max() - gaps.min() <= 1  # evenly spaced

@@ -1,0 +1,187 @@
+"""Speed of ``python -m bpexp``: start-up, tracking cost per job, and launchers.
+
+    python benchmarks/bench_runs.py [--repeats 5] [--sweep-repeats 2]
+
+Measured (issue 4), medians of repeats:
+- process start-up to the first job: a 1-epoch job's whole command, with a new
+  store and with an existing one;
+- a 10,000-epoch XOR job with default settings, run repeatedly in one process
+  (so imports are paid once): training time and tracking time (run start and
+  end, params, metrics, artifacts, figure); target tracking <= 0.3 s;
+- the same for a 10-epoch mbgd job on 8,000 MNIST images (784-128-10);
+  target tracking <= 5% of the job;
+- the wall time of a 12-job XOR sweep with the basic launcher and with
+  ``hydra/launcher=joblib`` (2 workers); target joblib >= 1.6x faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import SHARED_MNIST, blas_info, med
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(args: list[str], cwd: Path) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "bpexp", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(f"bpexp {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def in_process_jobs(
+    overrides: list[str], repeats: int, workdir: Path
+) -> tuple[list[float], list[float]]:
+    """Interleave, in this process, a tracked job (``run_job``, as the command runs
+    it) and the same job untracked (``train``: data, network, training), after one
+    warm-up of each.  Returns the untracked times and the tracking overheads
+    (tracked minus untracked wall time)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from bpexp.app import CONF_DIR, run_job, train
+    from bpexp.config import validate
+
+    os.environ["BPEXP_LAUNCH_DIR"] = str(workdir)
+    untracked, overhead = [], []
+    for i in range(repeats + 1):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=[f"tracking.uri=sqlite:///{workdir}/mlflow.db", *overrides],
+                return_hydra_config=True,
+            )
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(workdir / f"job{i}")
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        plain = cfg.copy()
+        t0 = time.perf_counter()
+        validate(plain)
+        train(plain)
+        t1 = time.perf_counter()
+        run_job(cfg)
+        t2 = time.perf_counter()
+        if i:
+            untracked.append(t1 - t0)
+            overhead.append((t2 - t1) - (t1 - t0))
+    return untracked, overhead
+
+
+def mnist_root(tmp: Path) -> Path:
+    """8,000 'training' and 2,000 'test' images from the shared MNIST test split."""
+    from bpexp.data.idx import read_idx, write_idx
+
+    images = read_idx(SHARED_MNIST / "t10k-images-idx3-ubyte.gz", 3)
+    labels = read_idx(SHARED_MNIST / "t10k-labels-idx1-ubyte.gz", 1)
+    root = tmp / "mnist"
+    root.mkdir()
+    write_idx(root / "train-images-idx3-ubyte", images[:8000])
+    write_idx(root / "train-labels-idx1-ubyte", labels[:8000])
+    write_idx(root / "t10k-images-idx3-ubyte", images[8000:])
+    write_idx(root / "t10k-labels-idx1-ubyte", labels[8000:])
+    return root
+
+
+def verdict(ok: bool, below: str = "ABOVE TARGET") -> str:
+    return " ok" if ok else f" {below}"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sweep-repeats", type=int, default=2)
+    args = ap.parse_args(argv)
+    R = args.repeats
+    print(f"# bpexp runs benchmark\n\nPython {sys.version.split()[0]}; BLAS: {blas_info()}\n")
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        # -- start-up ---------------------------------------------------------
+        fresh, existing = [], []
+        for i in range(R):
+            fresh.append(command(["trainer.epochs=1"], cwd=_mk(tmp / f"fresh{i}")))
+        for _ in range(R):
+            existing.append(command(["trainer.epochs=1"], cwd=tmp / "fresh0"))
+        print("## Start-up: the whole command for a 1-epoch XOR job\n")
+        print(f"- new store (schema created): median {med(fresh):.2f} s, min {min(fresh):.2f} s")
+        print(f"- existing store: median {med(existing):.2f} s, min {min(existing):.2f} s\n")
+
+        # -- per-job tracking cost -------------------------------------------------
+        train, track = in_process_jobs([], R, _mk(tmp / "xor"))
+        print("## A 10,000-epoch XOR job, default settings (in one process)\n")
+        print("Tracking = the tracked job's wall time minus the same job's untracked wall time.\n")
+        print(
+            f"- untracked job: median {med(train):.3f} s; tracking: median {med(track):.3f} s, "
+            f"min {min(track):.3f} s (target <= 0.3 s){verdict(med(track) <= 0.3)}"
+        )
+        print(f"- tracking share of the job: {med(track) / (med(train) + med(track)):.1%}\n")
+
+        if (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+            root = mnist_root(tmp)
+            train, track = in_process_jobs(
+                ["dataset=mnist", f"dataset.root={root}", "dataset.download=false",
+                 "model.hidden_size=128", "model.activation=relu", "model.init=he_normal",
+                 "model.dtype=float32", "optimizer=mbgd", "optimizer.batch_size=64",
+                 "optimizer.lr=0.1", "trainer.epochs=10"],
+                max(3, R // 2), _mk(tmp / "mnist-runs"),
+            )  # fmt: skip
+            share = med(track) / (med(train) + med(track))
+            print("## A 10-epoch mbgd job on 8,000 MNIST images, 784-128-10 (in one process)\n")
+            print(
+                f"- untracked job: median {med(train):.3f} s; tracking: median {med(track):.3f} s"
+            )
+            print(
+                f"- tracking share of the job: {share:.1%} (target <= 5%){verdict(share <= 0.05)}\n"
+            )
+        else:
+            print(f"(MNIST job skipped: no shared MNIST files at {SHARED_MNIST})\n")
+
+        # -- launchers ------------------------------------------------------------
+        basic, joblib = [], []
+        sweep = ["-m", "seed=range(0,12)"]
+        for i in range(args.sweep_repeats):
+            basic.append(command(sweep, cwd=_mk(tmp / f"basic{i}", store_from=tmp / "fresh0")))
+            joblib.append(
+                command(
+                    [*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                    cwd=_mk(tmp / f"joblib{i}", store_from=tmp / "fresh0"),
+                )
+            )
+        print("## A 12-job XOR sweep (default 10,000-epoch jobs), whole command\n")
+        print(
+            f"- basic launcher: median {med(basic):.1f} s; "
+            f"joblib, 2 workers: median {med(joblib):.1f} s"
+        )
+        speedup = med(basic) / med(joblib)
+        print(
+            f"- joblib speed-up: {speedup:.2f}x by medians, "
+            f"{min(basic) / min(joblib):.2f}x by minimums "
+            f"(target >= 1.6){verdict(speedup >= 1.6, 'BELOW TARGET')}"
+        )
+
+
+def _mk(path: Path, store_from: Path | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if store_from is not None:  # start from an existing store, as a user's second sweep would
+        import shutil
+
+        shutil.copy(store_from / "mlflow.db", path / "mlflow.db")
+    return path
+
+
+if __name__ == "__main__":
+    main()
