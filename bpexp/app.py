@@ -166,7 +166,7 @@ def run_job(cfg: DictConfig) -> float:
 def _hydra_main(cfg: DictConfig) -> float:
     try:
         return run_job(cfg)
-    except (ConfigError, JobError) as exc:
+    except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
         # Hydra reports only a sweep's first failure at its end: say each one as it happens
         log.error("%s", exc)
         raise
@@ -189,6 +189,14 @@ def main() -> None:
         f"{datetime.now():%Y-%m-%d}/{datetime.now():%H-%M-%S}-{secrets.token_hex(3)}"
     )
     os.environ.pop("BPEXP_GIT_COMMIT", None)
+    # MLflow's HTTP client retries 7 times with exponential back-off by default
+    # (minutes); bpexp checks the server up front, so keep in-run retries short
+    for key, value in (
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+        ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+    ):
+        os.environ.setdefault(key, value)
     tracking.git_commit()
     status = "FAILED"
     try:

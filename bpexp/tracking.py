@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -73,6 +74,38 @@ def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:////"):
         return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
     return None
+
+
+class TrackingUnavailable(CompactHydraException, RuntimeError):
+    """The tracking server cannot be reached (Hydra prints the message alone)."""
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """For an ``http(s)://`` tracking URI, one quick ``/health`` request.
+
+    Raises
+    ------
+    TrackingUnavailable
+        At once, naming the server, instead of minutes of client retries.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+            if r.status == 200:
+                return
+            reason = f"HTTP {r.status}"
+    except urllib.error.HTTPError as exc:
+        reason = f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        reason = str(getattr(exc, "reason", None) or exc)
+    raise TrackingUnavailable(
+        f"tracking server {uri} is unreachable ({reason}); start it "
+        "(python -m bpexp.server ...) or choose another tracking.uri"
+    )
 
 
 def client_for(uri: str):
@@ -187,7 +220,11 @@ class RunTracker:
             tags = {**tags, "mlflow.parentRunId": parent["run_id"]}
         else:
             self.uri = resolve_tracking_uri(cfg.tracking.uri)
+        if parent is None:
+            check_server(self.uri)
         self.client = client_for(self.uri)
+        #: set by the first failed MLflow call: the rest of the run is kept locally only
+        self.broken: BaseException | None = None
         self.records: list[dict] = []
         self.pending: list = []
         self.steps = logged_epochs(cfg.trainer.epochs, cfg.tracking.max_points)
@@ -204,7 +241,18 @@ class RunTracker:
 
     # -- the tracking thread ---------------------------------------------
     def _submit(self, fn, *args) -> None:
-        self._futures.append(self._pool.submit(fn, *args))
+        self._futures.append(self._pool.submit(self._call, fn, *args))
+
+    def _call(self, fn, *args) -> None:
+        # after one failure (a server gone, a store locked) skip the rest: each
+        # call would wait out its own retries while training goes on regardless
+        if self.broken is not None:
+            return
+        try:
+            fn(*args)
+        except BaseException as exc:
+            self.broken = exc
+            raise
 
     def _create(self, experiment_id, run_name, tags, params) -> None:
         if experiment_id is None:
@@ -288,8 +336,18 @@ class RunTracker:
         self.flush(tags={"stop_reason": history.stop_reason})
         out = self._write_artifacts(net=net, dataset_metadata=dataset_metadata)
         self._submit(self.client.log_artifacts, self.run_id, str(out))
-        self.wait()
-        self.client.set_terminated(self.run_id, "FINISHED")
+        try:
+            self.wait()
+            self.client.set_terminated(self.run_id, "FINISHED")
+        except Exception as exc:
+            self.broken = self.broken or exc
+            from bpexp.config import JobError
+
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JobError(
+                f"tracking to {self.uri} failed ({first}); the run's results are kept in "
+                f"{out} (history.csv, weights.npz, config.yaml)"
+            ) from exc
         self.close()
         return summary
 
@@ -322,6 +380,9 @@ class RunTracker:
         try:
             yield self
         except BaseException as exc:
+            if self.broken is not None:  # tracking itself failed: nothing more to send
+                self.close()
+                raise
             status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             message = (
                 "interrupted (Ctrl-C)" if status == "KILLED" else f"{type(exc).__name__}: {exc}"
@@ -375,8 +436,14 @@ class SweepCallback(Callback):
         global ACTIVE_PARENT
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        uri = resolve_tracking_uri(config.tracking.uri)
         try:
-            uri = resolve_tracking_uri(config.tracking.uri)
+            check_server(uri)
+        except TrackingUnavailable as exc:
+            # Hydra swallows exceptions raised in callbacks, not SystemExit:
+            # stop the sweep here, before any job starts
+            raise SystemExit(f"bpexp: error: {exc}") from None
+        try:
             client = client_for(uri)
             experiment_id = ensure_experiment(client, config.tracking.experiment, uri)
             overrides = " ".join(config.hydra.overrides.task)

@@ -1,0 +1,223 @@
+"""Beyond one process: submitit launchers, tracking servers (PostgreSQL in CI),
+and what happens when a server is unreachable or goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from bpexp.core import MLP
+from bpexp.data import load_dataset
+from tests.app.conftest import bpexp, runs
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``python -m bpexp.server`` on 127.0.0.1, stopped by its process id."""
+
+    def __init__(self, backend: str, tmp: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bpexp.server", "--backend-store-uri", backend,
+             "--artifacts-destination", str(tmp / "server-artifacts"),
+             "--port", str(self.port), "--workers", "1"],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"server exited: {self.proc.stderr.read()[-2000:]}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("server did not answer /health in 120 s") from None
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def rest(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def check_runs_through_rest(url: str, experiment: str, n_jobs: int, epochs: int) -> None:
+    """Every job's run is on the server, attached to one FINISHED parent, with its
+    complete history and weights that rebuild its final loss."""
+    exp_id = rest(f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name={experiment}")[
+        "experiment"
+    ]["experiment_id"]
+    found = rest(f"{url}/api/2.0/mlflow/runs/search", {"experiment_ids": [exp_id]})["runs"]
+    tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in found]
+    parents = [r for r, t in zip(found, tags, strict=True) if t.get("bpexp.role") == "sweep"]
+    children = [r for r, t in zip(found, tags, strict=True) if "mlflow.parentRunId" in t]
+    assert len(parents) == 1 and len(children) == n_jobs
+    assert parents[0]["info"]["status"] == "FINISHED"
+    parent_id = parents[0]["info"]["run_id"]
+    client = MlflowClient(tracking_uri=url)
+    xor = load_dataset("xor")
+    for child, t in ((r, t) for r, t in zip(found, tags, strict=True) if r in children):
+        run_id = child["info"]["run_id"]
+        assert child["info"]["status"] == "FINISHED" and t["mlflow.parentRunId"] == parent_id
+        history = rest(
+            f"{url}/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=train_loss"
+        )["metrics"]
+        assert sorted(int(m["step"]) for m in history) == list(range(epochs + 1))
+        listing = rest(f"{url}/api/2.0/mlflow/artifacts/list?run_id={run_id}")["files"]
+        assert {"weights.npz", "history.csv"} <= {f["path"] for f in listing}
+        with np.load(client.download_artifacts(run_id, "weights.npz"), allow_pickle=False) as a:
+            net = MLP.from_arrays(a)
+        final = {m["key"]: m["value"] for m in child["data"]["metrics"]}["final_loss"]
+        assert net.loss(xor.X_train, xor.y_train, "mse") == pytest.approx(final, rel=1e-9)
+
+
+# ------------------------------------------------------------ launchers
+def test_a_submitit_local_sweep(tmp_path):
+    result = bpexp(
+        "-m", "seed=0,1,2", "trainer.epochs=20", "hydra/launcher=submitit_local", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = runs(f"sqlite:///{tmp_path}/mlflow.db")
+    parents = [r for r in found if r.data.tags.get("bpexp.role") == "sweep"]
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    assert all(r.info.status == "FINISHED" for r in found)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+
+
+# ------------------------------------------------------- failure rules
+@pytest.mark.parametrize("sweep", [True, False])
+def test_an_unreachable_server_fails_at_once(tmp_path, sweep):
+    url = f"http://127.0.0.1:{free_port()}"
+    args = ["-m", "seed=0,1,2,3"] if sweep else []
+    t0 = time.monotonic()
+    result = bpexp(*args, f"tracking.uri={url}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert time.monotonic() - t0 < 60  # no minutes of retries
+    said = result.stdout + result.stderr
+    assert f"tracking server {url} is unreachable" in said and "Traceback" not in said
+    if sweep:  # no job was started
+        assert not any(p.name == "0" for p in (tmp_path / "multirun").glob("*/*/*"))
+
+
+def test_a_server_that_goes_away_loses_no_result(tmp_path):
+    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "bpexp", "trainer.epochs=60000", f"tracking.uri={server.url}"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the run exists on the server
+            exp = rest(f"{server.url}/api/2.0/mlflow/experiments/search", {"max_results": 10})
+            ids = [e["experiment_id"] for e in exp.get("experiments", []) if e["name"] == "bpexp"]
+            if ids and rest(
+                f"{server.url}/api/2.0/mlflow/runs/search", {"experiment_ids": ids}
+            ).get("runs"):
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    out, _ = job.communicate(timeout=300)
+    assert job.returncode == 1, out[-3000:]
+    assert "the run's results are kept in" in out, out[-3000:]
+    (kept,) = work.glob("outputs/*/*/artifacts")
+    assert str(kept) in out
+    history = (kept / "history.csv").read_text().splitlines()
+    assert len(history) == 60002  # header, epoch 0 and every epoch: training went on
+    with np.load(kept / "weights.npz", allow_pickle=False) as a:
+        assert MLP.from_arrays(a).sizes == [2, 4, 1]
+
+
+# ------------------------------------------------- the team server on PostgreSQL
+@pytest.fixture(scope="module")
+def postgres_uri() -> str:
+    uri = os.environ.get("BPEXP_TEST_POSTGRES_URI")
+    if not uri:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide BPEXP_TEST_POSTGRES_URI (.ci/run starts PostgreSQL)")
+        pytest.skip("no PostgreSQL: set BPEXP_TEST_POSTGRES_URI (see .ci/postgres.sh)")
+    return uri
+
+
+@pytest.fixture(scope="module")
+def team_server(postgres_uri, tmp_path_factory):
+    server = Server(postgres_uri, tmp_path_factory.mktemp("team"))
+    yield server.url
+    server.stop()
+
+
+@pytest.mark.postgres
+def test_joblib_sweep_through_a_postgres_backed_server(team_server, tmp_path):
+    experiment = f"pg-joblib-{uuid.uuid4().hex[:8]}"
+    result = bpexp(
+        "-m", "seed=0,1,2,3,4,5", "trainer.epochs=25",
+        f"tracking.uri={team_server}", f"tracking.experiment={experiment}",
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
+    check_runs_through_rest(team_server, experiment, n_jobs=6, epochs=25)
+
+
+@pytest.mark.postgres
+def test_submitit_local_sweep_through_a_postgres_backed_server(team_server, tmp_path):
+    experiment = f"pg-submitit-{uuid.uuid4().hex[:8]}"
+    result = bpexp(
+        "-m", "seed=0,1,2", "trainer.epochs=15",
+        f"tracking.uri={team_server}", f"tracking.experiment={experiment}",
+        "hydra/launcher=submitit_local", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_runs_through_rest(team_server, experiment, n_jobs=3, epochs=15)
+
+
+def test_the_server_command_names_a_missing_database(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bpexp.server", "--backend-store-uri",
+         f"postgresql://nobody@127.0.0.1:{free_port()}/none"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "bpexp.server: error: cannot reach the backend store postgresql://"
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
