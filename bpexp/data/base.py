@@ -99,3 +99,54 @@ def check_size(value, what: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{what}: must be a positive integer or null, got {value!r}")
     return int(value)
+
+
+NORMALIZE = ("unit", "standard")
+
+
+def classification_dataset(
+    name: str,
+    X_train: np.ndarray,
+    l_train: np.ndarray,
+    X_val: np.ndarray,
+    l_val: np.ndarray,
+    *,
+    n_classes: int,
+    dtype,
+    normalize: str,
+    **metadata,
+) -> Dataset:
+    """A Dataset from features scaled to [0, 1] and class labels.
+
+    ``normalize="standard"`` centres and scales each feature by the training
+    set's mean and standard deviation (constant features stay at 0).  The
+    metadata records sizes and class counts next to ``metadata``.
+    """
+    if normalize == "standard":
+        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        std[std == 0] = 1.0
+        for X in (X_train, X_val):
+            X -= mean
+            X /= std
+    return Dataset(
+        name=name,
+        X_train=X_train,
+        y_train=encode_targets(l_train, n_classes, dtype),
+        X_val=X_val,
+        y_val=encode_targets(l_val, n_classes, dtype),
+        n_classes=n_classes,
+        metadata={
+            "n_train": len(l_train),
+            "n_val": len(l_val),
+            "n_features": X_train.shape[1],
+            "class_counts_train": class_counts(l_train, n_classes),
+            "class_counts_val": class_counts(l_val, n_classes),
+            "normalize": normalize,
+            **metadata,
+        },
+    )
+
+
+def check_normalize(normalize: str) -> None:
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize: unknown {normalize!r}; valid: {', '.join(NORMALIZE)}")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpexp.data.base import Dataset, check_size, class_counts, encode_targets, stratified_indices
-
-NORMALIZE = ("unit", "standard")
+from bpexp.data.base import (
+    Dataset,
+    check_normalize,
+    check_size,
+    classification_dataset,
+    stratified_indices,
+)
 
 
 def load_digits(
@@ -30,8 +34,7 @@ def load_digits(
         raise ValueError("dataset 'digits' needs scikit-learn: pip install scikit-learn") from None
     train_size = check_size(train_size, "train_size")
     test_size = check_size(test_size, "test_size")
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize: unknown {normalize!r}; valid: {', '.join(NORMALIZE)}")
+    check_normalize(normalize)
     bunch = sk_load_digits()
     X_all, labels = bunch.data, bunch.target
     if test_size >= len(labels):
@@ -44,26 +47,15 @@ def load_digits(
         train_idx = rest[stratified_indices(labels[rest], train_size, rng, "train_size")]
     X_train = X_all[train_idx].astype(dtype) / 16.0
     X_val = X_all[test_idx].astype(dtype) / 16.0
-    if normalize == "standard":
-        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-        std[std == 0] = 1.0
-        X_train, X_val = (X_train - mean) / std, (X_val - mean) / std
-    l_train, l_val = labels[train_idx], labels[test_idx]
-    return Dataset(
-        name="digits",
-        X_train=X_train,
-        y_train=encode_targets(l_train, 10, dtype),
-        X_val=X_val,
-        y_val=encode_targets(l_val, 10, dtype),
+    return classification_dataset(
+        "digits",
+        X_train,
+        labels[train_idx],
+        X_val,
+        labels[test_idx],
         n_classes=10,
-        metadata={
-            "n_train": len(l_train),
-            "n_val": len(l_val),
-            "n_features": X_train.shape[1],
-            "class_counts_train": class_counts(l_train, 10),
-            "class_counts_val": class_counts(l_val, 10),
-            "normalize": normalize,
-            "source": "sklearn.datasets.load_digits (UCI optical recognition of digits, 8x8)",
-            "validation": "a stratified held-out part of the 1,797 samples",
-        },
+        dtype=dtype,
+        normalize=normalize,
+        source="sklearn.datasets.load_digits (UCI optical recognition of digits, 8x8)",
+        validation="a stratified held-out part of the 1,797 samples",
     )

@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bpexp.data.base import Dataset, check_size, class_counts, encode_targets, stratified_indices
+from bpexp.data.base import (
+    Dataset,
+    check_normalize,
+    check_size,
+    classification_dataset,
+    stratified_indices,
+)
 from bpexp.data.idx import IDXError, parse_idx, read_bytes
 
 #: split -> (kind -> (file name, IDX dimensions, MD5 of the decompressed file))
@@ -45,7 +51,6 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 CACHE_NAME = "mnist-decoded.npz"
-NORMALIZE = ("unit", "standard")
 
 
 class MNISTError(ValueError):
@@ -226,8 +231,7 @@ def load_mnist(
     """
     train_size = check_size(train_size, "train_size")
     test_size = check_size(test_size, "test_size")
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize: unknown {normalize!r}; valid: {', '.join(NORMALIZE)}")
+    check_normalize(normalize)
     root = Path(root).expanduser() if root is not None else default_root()
     raw = read_mnist(root, download_missing=bool(download), mirrors=mirrors, timeout=timeout)
 
@@ -242,12 +246,6 @@ def load_mnist(
 
     X_train, l_train = subset("train", train_size, "train_size")
     X_val, l_val = subset("test", test_size, "test_size")
-    if normalize == "standard":
-        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-        std[std == 0] = 1.0  # constant pixels (the borders) stay at 0
-        for X in (X_train, X_val):
-            X -= mean
-            X /= std
     files = {
         name: {
             "path": str(raw["paths"][name]),
@@ -256,22 +254,16 @@ def load_mnist(
         }
         for name in FILE_NAMES
     }
-    return Dataset(
-        name="mnist",
-        X_train=X_train,
-        y_train=encode_targets(l_train, 10, dtype),
-        X_val=X_val,
-        y_val=encode_targets(l_val, 10, dtype),
+    return classification_dataset(
+        "mnist",
+        X_train,
+        l_train,
+        X_val,
+        l_val,
         n_classes=10,
-        metadata={
-            "n_train": len(l_train),
-            "n_val": len(l_val),
-            "n_features": X_train.shape[1],
-            "class_counts_train": class_counts(l_train, 10),
-            "class_counts_val": class_counts(l_val, 10),
-            "normalize": normalize,
-            "root": str(root),
-            "files": files,
-            "validation": "a stratified subset of the official test split",
-        },
+        dtype=dtype,
+        normalize=normalize,
+        root=str(root),
+        files=files,
+        validation="a stratified subset of the official test split",
     )

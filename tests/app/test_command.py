@@ -6,7 +6,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from mlflow import MlflowClient
 from bpexp.core import MLP
 from bpexp.data import load_dataset
 from bpexp.tracking import ensure_experiment
-from tests.app.conftest import bpexp, runs
+from tests.app.conftest import Server, bpexp, runs
 
 pytestmark = pytest.mark.slow
 
@@ -196,49 +195,12 @@ def test_ctrl_c_marks_the_run_killed_with_what_was_logged(tmp_path):
     assert len(rows) >= len(logged) > 0  # what was logged is there, and the history so far
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, proxied artifacts)."""
-    port = _free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-            "--artifacts-destination", str(tmp_path / "server-artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("mlflow server did not start") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    """A real MLflow tracking server on 127.0.0.1 (SQLite backend, proxied artifacts)."""
+    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    yield server.url
+    server.stop()
 
 
 def _post(url: str, body: dict) -> dict:

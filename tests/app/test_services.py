@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,53 +17,9 @@ from mlflow import MlflowClient
 
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from tests.app.conftest import bpexp, runs
+from tests.app.conftest import Server, bpexp, free_port, runs
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m bpexp.server`` on 127.0.0.1, stopped by its process id."""
-
-    def __init__(self, backend: str, tmp: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bpexp.server", "--backend-store-uri", backend,
-             "--artifacts-destination", str(tmp / "server-artifacts"),
-             "--port", str(self.port), "--workers", "1"],
-            cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"server exited: {self.proc.stderr.read()[-2000:]}"
-                    ) from None
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError("server did not answer /health in 120 s") from None
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 def rest(url: str, body: dict | None = None) -> dict:
@@ -186,28 +139,24 @@ def team_server(postgres_uri, tmp_path_factory):
 
 
 @pytest.mark.postgres
-def test_joblib_sweep_through_a_postgres_backed_server(team_server, tmp_path):
-    experiment = f"pg-joblib-{uuid.uuid4().hex[:8]}"
+@pytest.mark.parametrize(
+    "launcher,n_jobs,epochs",
+    [
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], 6, 25),
+        (["hydra/launcher=submitit_local"], 3, 15),
+    ],
+    ids=["joblib-2-workers", "submitit-local"],
+)
+def test_sweeps_through_a_postgres_backed_server(team_server, tmp_path, launcher, n_jobs, epochs):
+    experiment = f"pg-{uuid.uuid4().hex[:8]}"
     result = bpexp(
-        "-m", "seed=0,1,2,3,4,5", "trainer.epochs=25",
-        f"tracking.uri={team_server}", f"tracking.experiment={experiment}",
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", cwd=tmp_path,
+        "-m", f"seed=range(0,{n_jobs})", f"trainer.epochs={epochs}",
+        f"tracking.uri={team_server}", f"tracking.experiment={experiment}", *launcher, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    # nothing went to a local store: runs, metrics and artifacts went through the server
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlartifacts").exists()
-    check_runs_through_rest(team_server, experiment, n_jobs=6, epochs=25)
-
-
-@pytest.mark.postgres
-def test_submitit_local_sweep_through_a_postgres_backed_server(team_server, tmp_path):
-    experiment = f"pg-submitit-{uuid.uuid4().hex[:8]}"
-    result = bpexp(
-        "-m", "seed=0,1,2", "trainer.epochs=15",
-        f"tracking.uri={team_server}", f"tracking.experiment={experiment}",
-        "hydra/launcher=submitit_local", cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    check_runs_through_rest(team_server, experiment, n_jobs=3, epochs=15)
+    check_runs_through_rest(team_server, experiment, n_jobs=n_jobs, epochs=epochs)
 
 
 def test_the_server_command_names_a_missing_database(tmp_path):
