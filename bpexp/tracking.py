@@ -368,7 +368,10 @@ class RunTracker:
 
             c = self.cfg
             title = f"{c.dataset.name}, {c.optimizer.variant}, lr={c.optimizer.lr}, seed={c.seed}"
-            loss_curve_figure(self.records, title=title).savefig(out / "loss_curve.png", dpi=100)
+            # compress_level=1: a third less time than PNG's default, same pixels
+            loss_curve_figure(self.records, title=title).savefig(
+                out / "loss_curve.png", dpi=100, pil_kwargs={"compress_level": 1}
+            )
         if error is not None:
             (out / "error.txt").write_text(error)
         return out
