@@ -36,6 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".bpexp-parent.json"
+#: left in a job's output directory when its tracking failed (see bpexp.sync)
+SYNC_FILE = "sync.json"
 #: MLflow accepts at most 1,000 metrics in one log_batch call
 BATCH = 1000
 #: send what has accumulated at least this often during a long run (seconds)
@@ -237,6 +239,16 @@ class RunTracker:
         flat = {**flatten(cfg), **(extra_params or {})}
         params = [Param(k, v[:6000]) for k, v in flat.items()]
         experiment_id = parent["experiment_id"] if parent is not None else None
+        #: what `python -m bpexp.sync` needs to log the run later, if tracking fails
+        self.sync_info = {
+            "tracking_uri": self.uri,
+            "experiment": cfg.tracking.experiment,
+            "run_name": run_name,
+            "tags": tags,
+            "params": {k: v[:6000] for k, v in flat.items()},
+            "keys": self.keys,
+            "steps": sorted(self.steps),
+        }
         self._submit(self._create, experiment_id, run_name, tags, params)
 
     # -- the tracking thread ---------------------------------------------
@@ -343,10 +355,19 @@ class RunTracker:
             self.broken = self.broken or exc
             from bpexp.config import JobError
 
+            info = {
+                **self.sync_info,
+                "run_id": self.run_id,
+                "summary": summary,
+                "stop_reason": history.stop_reason,
+                "epochs_to_threshold": history.epochs_to_threshold,
+            }
+            (self.output_dir / SYNC_FILE).write_text(json.dumps(info, indent=2))
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JobError(
                 f"tracking to {self.uri} failed ({first}); the run's results are kept in "
-                f"{out} (history.csv, weights.npz, config.yaml)"
+                f"{out} (history.csv, weights.npz, config.yaml); log them when the server "
+                f"is back: python -m bpexp.sync {self.output_dir}"
             ) from exc
         self.close()
         return summary

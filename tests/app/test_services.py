@@ -118,6 +118,33 @@ def test_a_server_that_goes_away_loses_no_result(tmp_path):
     assert len(history) == 60002  # header, epoch 0 and every epoch: training went on
     with np.load(kept / "weights.npz", allow_pickle=False) as a:
         assert MLP.from_arrays(a).sizes == [2, 4, 1]
+    job_dir = kept.parent
+    assert f"python -m bpexp.sync {job_dir}" in out
+
+    # the server is back (same store): bpexp.sync logs the kept run
+    again = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bpexp.sync", str(job_dir), "--tracking-uri", again.url],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        client = MlflowClient(tracking_uri=again.url)
+        (run,) = client.search_runs([client.get_experiment_by_name("bpexp").experiment_id])
+        assert run.info.run_id in result.stdout  # the same run, resumed
+        assert run.info.status == "FINISHED" and run.data.metrics["epochs_run"] == 60000
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+        assert len(steps) == len(set(steps)) and {0, 60000} <= set(steps)  # no duplicates
+        names = {f.path for f in client.list_artifacts(run.info.run_id)}
+        assert {"weights.npz", "history.csv", "loss_curve.png"} <= names
+        # a second sync has nothing to do, and says so
+        twice = subprocess.run(
+            [sys.executable, "-m", "bpexp.sync", str(job_dir), "--tracking-uri", again.url],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert twice.returncode == 1 and "nothing to sync" in twice.stderr
+    finally:
+        again.stop()
 
 
 # ------------------------------------------------- the team server on PostgreSQL
