@@ -6,7 +6,12 @@ This command sends them: to the same run if the store still has it (only the
 metric points it lacks), else to a new run with the same name, tags, params and
 parent; then the artifacts and summary, and the run ends FINISHED.
 
+Given a sweep directory, it syncs every job in it that kept its results, then
+closes the sweep's parent run (FINISHED when every child finished, else FAILED),
+which the sweep could not do while the store was away.
+
     python -m bpexp.sync multirun/2026-11-23/10-00-00-ab12cd/3 [--tracking-uri URI]
+    python -m bpexp.sync multirun/2026-11-23/10-00-00-ab12cd
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from pathlib import Path
 
 from bpexp.tracking import (
     BATCH,
+    PARENT_FILE,
     SYNC_FILE,
     TrackingUnavailable,
     check_server,
     client_for,
+    end_parent,
     ensure_experiment,
     resolve_tracking_uri,
 )
@@ -94,15 +101,38 @@ def sync(output_dir: str | Path, tracking_uri: str | None = None) -> str:
     return run_id
 
 
+def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> tuple[list[str], str]:
+    """Sync every job of a sweep that kept its results, then close the parent run.
+
+    Returns the synced run ids and the parent's final status.
+    """
+    sweep_dir = Path(sweep_dir)
+    record = json.loads((sweep_dir / PARENT_FILE).read_text())
+    if "error" in record:
+        raise FileNotFoundError(
+            f"{sweep_dir}: the sweep never had a parent run ({record['error']})"
+        )
+    check_server(resolve_tracking_uri(tracking_uri or record["tracking_uri"]))
+    jobs = sorted(p.parent for p in sweep_dir.glob(f"*/{SYNC_FILE}"))
+    synced = [sync(job, tracking_uri) for job in jobs]
+    return synced, end_parent(record, "FINISHED", tracking_uri)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bpexp.sync", description=__doc__.splitlines()[0])
-    ap.add_argument("output_dirs", nargs="+", help="job output directories holding sync.json")
+    ap.add_argument(
+        "dirs", nargs="+", help="job output directories (sync.json) or sweep directories"
+    )
     ap.add_argument("--tracking-uri", help="default: the store the job tracked to")
     args = ap.parse_args(argv)
     failed = 0
-    for d in args.output_dirs:
+    for d in args.dirs:
         try:
-            print(f"{d}: logged as run {sync(d, args.tracking_uri)}")
+            if (Path(d) / PARENT_FILE).is_file():
+                synced, status = sync_sweep(d, args.tracking_uri)
+                print(f"{d}: {len(synced)} job(s) logged; the sweep's parent run ended {status}")
+            else:
+                print(f"{d}: logged as run {sync(d, args.tracking_uri)}")
         except (FileNotFoundError, TrackingUnavailable) as exc:
             print(f"bpexp.sync: error: {exc}", file=sys.stderr)
             failed += 1

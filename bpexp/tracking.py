@@ -485,6 +485,7 @@ class SweepCallback(Callback):
                 "tracking_uri": uri,
                 "experiment_id": experiment_id,
                 "run_id": run.info.run_id,
+                "sweep_dir": str(sweep_dir.resolve()),
             }
             ACTIVE_PARENT = record
         except Exception as exc:
@@ -498,24 +499,36 @@ class SweepCallback(Callback):
 
 
 def close_parent(status: str) -> None:
-    """End this process's parent run with ``status`` (idempotent).
-
-    FINISHED is downgraded to FAILED if any child run did not finish.
-    """
+    """End this process's parent run with ``status`` (idempotent); see :func:`end_parent`."""
     global ACTIVE_PARENT
     if ACTIVE_PARENT is None:
         return
     record, ACTIVE_PARENT = ACTIVE_PARENT, None
     try:
-        client = client_for(record["tracking_uri"])
-        if status == "FINISHED":
-            children = client.search_runs(
-                [record["experiment_id"]],
-                filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
-                max_results=50000,
-            )
-            if any(c.info.status != "FINISHED" for c in children):
-                status = "FAILED"
-        client.set_terminated(record["run_id"], status)
+        end_parent(record, status)
     except Exception as exc:
-        log.error("bpexp: could not close the sweep's parent run %s: %s", record["run_id"], exc)
+        log.error(
+            "bpexp: could not close the sweep's parent run %s (%s); when the tracking store "
+            "answers again, python -m bpexp.sync %s closes it",
+            record["run_id"],
+            exc,
+            record.get("sweep_dir", "SWEEP_DIR"),
+        )
+
+
+def end_parent(record: dict, status: str, tracking_uri: str | None = None) -> str:
+    """End a sweep's parent run; FINISHED becomes FAILED if any child did not finish.
+
+    Returns the status set.
+    """
+    client = client_for(tracking_uri or record["tracking_uri"])
+    if status == "FINISHED":
+        children = client.search_runs(
+            [record["experiment_id"]],
+            filter_string=f"tags.mlflow.parentRunId = '{record['run_id']}'",
+            max_results=50000,
+        )
+        if any(c.info.status != "FINISHED" for c in children):
+            status = "FAILED"
+    client.set_terminated(record["run_id"], status)
+    return status

@@ -197,3 +197,49 @@ def test_the_server_command_names_a_missing_database(tmp_path):
         "bpexp.server: error: cannot reach the backend store postgresql://"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_whose_server_goes_away_is_completed_by_sync(tmp_path):
+    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    job = subprocess.Popen(
+        [sys.executable, "-m", "bpexp", "-m", "seed=0,1", "trainer.epochs=40000",
+         f"tracking.uri={server.url}"],
+        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        client = MlflowClient(tracking_uri=server.url)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the first job's run exists
+            exp = client.get_experiment_by_name("bpexp")
+            if exp and len(client.search_runs([exp.experiment_id])) >= 2:  # parent + child
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    out, _ = job.communicate(timeout=300)
+    assert job.returncode == 1, out[-3000:]
+    (sweep,) = (p for p in work.glob("multirun/*/*") if p.is_dir())
+    assert f"python -m bpexp.sync {sweep.resolve()}" in out  # how to close the parent later
+    assert len(list(sweep.glob("*/sync.json"))) == 2  # both jobs kept their results
+
+    again = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bpexp.sync", str(sweep), "--tracking-uri", again.url],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "2 job(s) logged; the sweep's parent run ended FINISHED" in result.stdout
+        client = MlflowClient(tracking_uri=again.url)
+        found = client.search_runs([client.get_experiment_by_name("bpexp").experiment_id])
+        parents = [r for r in found if r.data.tags.get("bpexp.role") == "sweep"]
+        children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+        assert len(parents) == 1 and len(children) == 2
+        assert all(r.info.status == "FINISHED" for r in found)
+        assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+        assert {r.data.params["seed"] for r in children} == {"0", "1"}
+    finally:
+        again.stop()
