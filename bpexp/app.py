@@ -185,9 +185,8 @@ def main() -> None:
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
     # One stamp per invocation, inherited by worker processes: sweep and run
     # directories never collide, even for two commands started in the same second.
-    os.environ["BPEXP_STAMP"] = (
-        f"{datetime.now():%Y-%m-%d}/{datetime.now():%H-%M-%S}-{secrets.token_hex(3)}"
-    )
+    now = datetime.now()
+    os.environ["BPEXP_STAMP"] = f"{now:%Y-%m-%d}/{now:%H-%M-%S}-{secrets.token_hex(3)}"
     os.environ.pop("BPEXP_GIT_COMMIT", None)
     # MLflow's HTTP client retries 7 times with exponential back-off by default
     # (minutes); bpexp checks the server up front, so keep in-run retries short
