@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,14 @@ from bpexp.data import load_dataset
 from tests.app.conftest import Server, bpexp, free_port, runs
 
 pytestmark = pytest.mark.slow
+
+
+def bpexp_sync(target: Path, url: str) -> subprocess.CompletedProcess:
+    """``python -m bpexp.sync TARGET --tracking-uri URL``."""
+    return subprocess.run(
+        [sys.executable, "-m", "bpexp.sync", str(target), "--tracking-uri", url],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
 
 
 def rest(url: str, body: dict | None = None) -> dict:
@@ -124,10 +133,7 @@ def test_a_server_that_goes_away_loses_no_result(tmp_path):
     # the server is back (same store): bpexp.sync logs the kept run
     again = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bpexp.sync", str(job_dir), "--tracking-uri", again.url],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        result = bpexp_sync(job_dir, again.url)
         assert result.returncode == 0, result.stderr[-3000:]
         client = MlflowClient(tracking_uri=again.url)
         (run,) = client.search_runs([client.get_experiment_by_name("bpexp").experiment_id])
@@ -138,10 +144,7 @@ def test_a_server_that_goes_away_loses_no_result(tmp_path):
         names = {f.path for f in client.list_artifacts(run.info.run_id)}
         assert {"weights.npz", "history.csv", "loss_curve.png"} <= names
         # a second sync has nothing to do, and says so
-        twice = subprocess.run(
-            [sys.executable, "-m", "bpexp.sync", str(job_dir), "--tracking-uri", again.url],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        twice = bpexp_sync(job_dir, again.url)
         assert twice.returncode == 1 and "nothing to sync" in twice.stderr
     finally:
         again.stop()
@@ -227,10 +230,7 @@ def test_a_sweep_whose_server_goes_away_is_completed_by_sync(tmp_path):
 
     again = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "bpexp.sync", str(sweep), "--tracking-uri", again.url],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        result = bpexp_sync(sweep, again.url)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "2 job(s) logged; the sweep's parent run ended FINISHED" in result.stdout
         client = MlflowClient(tracking_uri=again.url)
