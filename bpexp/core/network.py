@@ -223,7 +223,7 @@ class MLP:
     def accuracy(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Share of samples whose predicted class matches the target's."""
         X, Y = self.check_inputs(X, Y)
-        return float(np.mean(self.predict(X) == target_labels(Y)))
+        return n_correct(self.forward(X), match_labels(Y)) / X.shape[0]
 
     # ---------------------------------------------------------- persistence
     def copy(self) -> MLP:
@@ -301,9 +301,17 @@ class MLP:
         )
 
 
-def target_labels(Y: np.ndarray) -> np.ndarray:
-    """Class labels of targets ``Y`` (n, k): arg-max for k > 1, ``y > 0.5`` for k == 1."""
-    return (Y[:, 0] > 0.5).astype(int) if Y.shape[1] == 1 else Y.argmax(axis=1)
+def match_labels(Y: np.ndarray) -> np.ndarray:
+    """Targets ``Y`` (m, k) in the form :func:`n_correct` compares against:
+    class indices (m,) for k > 1, a boolean column (m, 1) for k == 1."""
+    return Y > 0.5 if Y.shape[1] == 1 else Y.argmax(axis=1)
+
+
+def n_correct(A: np.ndarray, labels: np.ndarray) -> int:
+    """How many rows of outputs ``A`` (m, k) predict ``labels`` (see :func:`match_labels`)."""
+    if A.shape[1] == 1:
+        return int(np.count_nonzero((A > 0.5) == labels))
+    return int(np.count_nonzero(A.argmax(axis=1) == labels))
 
 
 class Buffers:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpexp.core.losses import Loss, check_targets
-from bpexp.core.network import MLP, Buffers
+from bpexp.core.network import MLP, Buffers, match_labels, n_correct
 from bpexp.core.optim import make_schedule, make_update
 
 VARIANTS = ("bgd", "sgd", "mbgd")
@@ -134,19 +134,6 @@ class _Evaluator:
             total += self.loss.value(buf.Z_out, buf.A_out, Y) * X.shape[0]
             correct += n_correct(buf.A_out, labels)
         return total / self.n, correct / self.n
-
-
-def match_labels(Y: np.ndarray) -> np.ndarray:
-    """Targets ``Y`` (m, k) in the form :func:`n_correct` compares against:
-    class indices (m,) for k > 1, a boolean column (m, 1) for k == 1."""
-    return Y > 0.5 if Y.shape[1] == 1 else Y.argmax(axis=1)
-
-
-def n_correct(A: np.ndarray, labels: np.ndarray) -> int:
-    """How many rows of outputs ``A`` (m, k) predict ``labels`` (see :func:`match_labels`)."""
-    if A.shape[1] == 1:
-        return int(np.count_nonzero((A > 0.5) == labels))
-    return int(np.count_nonzero(A.argmax(axis=1) == labels))
 
 
 def fit(
