@@ -114,7 +114,7 @@ def load_runs(
     where = f"the tracking store {client.tracking_uri}"
     if parent is not None:
         parent_run = client.get_run(parent)
-        experiment_ids = [parent_run.info.experiment_id]
+        experiments = [client.get_experiment(parent_run.info.experiment_id)]
         clause = f"tags.mlflow.parentRunId = '{parent}'"
         filter_string = f"{filter_string} and {clause}" if filter_string else clause
     elif experiment is not None:
@@ -125,10 +125,11 @@ def load_runs(
                 f"no experiment named {experiment!r} in {where}; "
                 f"experiments there: {', '.join(names) or 'none'}"
             )
-        experiment_ids = [exp.experiment_id]
+        experiments = [exp]
     else:
-        experiment_ids = [e.experiment_id for e in client.search_experiments()]
-    names = {i: client.get_experiment(i).name for i in experiment_ids}
+        experiments = client.search_experiments()
+    experiment_ids = [e.experiment_id for e in experiments]
+    names = {e.experiment_id: e.name for e in experiments}
     rows, token = [], None
     while True:
         page = client.search_runs(

@@ -28,9 +28,6 @@ from bpexp.data import Dataset, load_dataset
 
 log = logging.getLogger("bpexp")
 
-#: timings of the last job this process ran (read by benchmarks/bench_runs.py)
-LAST_JOB: dict[str, float | str] = {}
-
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
@@ -147,7 +144,6 @@ def run_job(cfg: DictConfig) -> float:
             if bar is not None:
                 bar.close()
         summary = tracker.finish(history, net, data.metadata, wall)
-    LAST_JOB.update(run_id=tracker.run_id, train_seconds=wall)
     log.info(
         "run %s: %s, loss %.4g -> %.4g in %d epochs (%s), training %.2f s",
         tracker.run_id,
