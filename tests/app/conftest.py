@@ -56,20 +56,30 @@ def run_in_process(tmp_path, store, monkeypatch):
     return run
 
 
-def bpexp(
-    *args: str, cwd: Path, env: dict | None = None, timeout: float = 600
-) -> subprocess.CompletedProcess:
-    """Run the real command, ``python -m bpexp ARGS``, in ``cwd``."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("MLFLOW_TRACKING_URI", None)
-    full_env.pop("HYDRA_FULL_ERROR", None)
+def command_env() -> dict[str, str]:
+    """This environment without what would redirect the command's store or its errors."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def bpexp(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command, ``python -m bpexp ARGS``, in ``cwd``, to its end."""
     return subprocess.run(
         [sys.executable, "-m", "bpexp", *args],
         cwd=cwd,
-        env=full_env,
+        env=command_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_bpexp(*args: str, cwd: Path, **popen) -> subprocess.Popen:
+    """Start the real command, ``python -m bpexp ARGS``, in ``cwd``, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bpexp", *args], cwd=cwd, env=command_env(), **popen
     )
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,7 +17,7 @@ from mlflow import MlflowClient
 from bpexp.core import MLP
 from bpexp.data import load_dataset
 from bpexp.tracking import ensure_experiment
-from tests.app.conftest import Server, bpexp, runs
+from tests.app.conftest import Server, bpexp, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
 
@@ -148,12 +146,11 @@ def test_an_experiment_config(tmp_path):
 
 
 def test_two_sweeps_started_in_the_same_second_do_not_collide(tmp_path):
-    args = [sys.executable, "-m", "bpexp", "-m", "seed=0,1", "trainer.epochs=20"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     # the store exists first: concurrent first-time schema creation is MLflow's limit
     assert bpexp("trainer.epochs=1", cwd=tmp_path).returncode == 0
     procs = [
-        subprocess.Popen(args, cwd=tmp_path, env=env, stderr=subprocess.PIPE) for _ in range(2)
+        start_bpexp("-m", "seed=0,1", "trainer.epochs=20", cwd=tmp_path, stderr=subprocess.PIPE)
+        for _ in range(2)
     ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()[-2000:]
@@ -166,16 +163,10 @@ def test_two_sweeps_started_in_the_same_second_do_not_collide(tmp_path):
 
 
 def test_ctrl_c_marks_the_run_killed_with_what_was_logged(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     uri = store_of(tmp_path)
     # create the store first, so that polling it below never races its creation
     ensure_experiment(MlflowClient(tracking_uri=uri), "bpexp", uri)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bpexp", "trainer.epochs=100000000"],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_bpexp("trainer.epochs=100000000", cwd=tmp_path, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     client = MlflowClient(tracking_uri=uri)
     while time.monotonic() < deadline:  # until points have been flushed once

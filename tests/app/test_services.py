@@ -18,9 +18,35 @@ from mlflow import MlflowClient
 
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from tests.app.conftest import Server, bpexp, free_port, runs
+from tests.app.conftest import Server, bpexp, free_port, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
+
+
+def run_while_server_dies(
+    tmp_path: Path, work: Path, args: list[str], runs_before_stop: int
+) -> tuple[int, str]:
+    """Run ``python -m bpexp ARGS`` in ``work`` against a server on ``tmp_path/server.db``,
+    and stop the server once it holds ``runs_before_stop`` runs; the job's exit code
+    and output.  (The store stays: a later Server on it sees what was logged.)"""
+    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
+    work.mkdir()
+    job = start_bpexp(
+        *args, f"tracking.uri={server.url}", cwd=work,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        client = MlflowClient(tracking_uri=server.url)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            exp = client.get_experiment_by_name("bpexp")
+            if exp and len(client.search_runs([exp.experiment_id])) >= runs_before_stop:
+                break
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    out, _ = job.communicate(timeout=300)
+    return job.returncode, out
 
 
 def bpexp_sync(target: Path, url: str) -> subprocess.CompletedProcess:
@@ -98,28 +124,11 @@ def test_an_unreachable_server_fails_at_once(tmp_path, sweep):
 
 
 def test_a_server_that_goes_away_loses_no_result(tmp_path):
-    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
     work = tmp_path / "work"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    job = subprocess.Popen(
-        [sys.executable, "-m", "bpexp", "trainer.epochs=60000", f"tracking.uri={server.url}"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the run exists on the server
-            exp = rest(f"{server.url}/api/2.0/mlflow/experiments/search", {"max_results": 10})
-            ids = [e["experiment_id"] for e in exp.get("experiments", []) if e["name"] == "bpexp"]
-            if ids and rest(
-                f"{server.url}/api/2.0/mlflow/runs/search", {"experiment_ids": ids}
-            ).get("runs"):
-                break
-            time.sleep(0.5)
-    finally:
-        server.stop()
-    out, _ = job.communicate(timeout=300)
-    assert job.returncode == 1, out[-3000:]
+    returncode, out = run_while_server_dies(
+        tmp_path, work, ["trainer.epochs=60000"], runs_before_stop=1
+    )
+    assert returncode == 1, out[-3000:]
     assert "the run's results are kept in" in out, out[-3000:]
     (kept,) = work.glob("outputs/*/*/artifacts")
     assert str(kept) in out
@@ -203,27 +212,11 @@ def test_the_server_command_names_a_missing_database(tmp_path):
 
 
 def test_a_sweep_whose_server_goes_away_is_completed_by_sync(tmp_path):
-    server = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
     work = tmp_path / "work"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    job = subprocess.Popen(
-        [sys.executable, "-m", "bpexp", "-m", "seed=0,1", "trainer.epochs=40000",
-         f"tracking.uri={server.url}"],
-        cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        client = MlflowClient(tracking_uri=server.url)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the first job's run exists
-            exp = client.get_experiment_by_name("bpexp")
-            if exp and len(client.search_runs([exp.experiment_id])) >= 2:  # parent + child
-                break
-            time.sleep(0.5)
-    finally:
-        server.stop()
-    out, _ = job.communicate(timeout=300)
-    assert job.returncode == 1, out[-3000:]
+    returncode, out = run_while_server_dies(
+        tmp_path, work, ["-m", "seed=0,1", "trainer.epochs=40000"], runs_before_stop=2
+    )  # the parent and the first job's run
+    assert returncode == 1, out[-3000:]
     (sweep,) = (p for p in work.glob("multirun/*/*") if p.is_dir())
     assert f"python -m bpexp.sync {sweep.resolve()}" in out  # how to close the parent later
     assert len(list(sweep.glob("*/sync.json"))) == 2  # both jobs kept their results
