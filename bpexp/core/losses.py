@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bpexp.core.activations import OUTPUT_ACTIVATIONS
+from bpexp.core.activations import OUTPUT_ACTIVATIONS, row_max, row_sum
 
 DeltaFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
@@ -43,7 +43,7 @@ def _mse_softmax_delta(A: np.ndarray, Y: np.ndarray, out: np.ndarray, scratch: n
     # dl/dz_j = a_j * ((a_j - y_j) - sum_i (a_i - y_i) a_i): the softmax Jacobian.
     np.subtract(A, Y, out=out)
     np.multiply(out, A, out=scratch)
-    out -= scratch.sum(axis=1, keepdims=True)
+    out -= row_sum(scratch)
     out *= A
 
 
@@ -100,8 +100,8 @@ class CrossEntropy(Loss):
 
     def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
         # -sum_j y_j log softmax(z)_j = sum(y) * logsumexp(z) - y . z
-        m = Z.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(Z - m).sum(axis=1, keepdims=True)) + m
+        m = row_max(Z)
+        lse = np.log(row_sum(np.exp(Z - m))) + m
         return float(np.vdot(Y.sum(axis=1, keepdims=True), lse) - np.vdot(Y, Z)) / Z.shape[0]
 
     def delta(self, output: str) -> DeltaFn:

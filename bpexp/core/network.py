@@ -33,6 +33,7 @@ from bpexp.core.activations import (
     OUTPUT_ACTIVATIONS,
     activation_table,
 )
+from bpexp.core.blas import gemm_accumulate
 from bpexp.core.init import INITIALISERS
 from bpexp.core.losses import Loss, check_targets, get_loss
 
@@ -327,6 +328,11 @@ class Buffers:
     weight gradient of a batch of 64).  For ``m == 1`` (pure SGD) the weight
     gradient ``a.T @ delta`` is an outer product, which ``np.dot`` hands to BLAS
     and ``np.matmul`` does not; and the bias gradient is simply a view of ``delta``.
+
+    For batches (``m > 1``) :meth:`backward_step` fuses the backward pass with the
+    plain step, through the accumulating GEMM of :mod:`bpexp.core.blas`:
+    ``W -= (lr / m) * A.T @ delta`` is one product into ``W``, and the bias step
+    is a product with a column of ones.  ``fused`` says whether it is available.
     """
 
     def __init__(self, net: MLP, m: int) -> None:
@@ -356,6 +362,21 @@ class Buffers:
             self.nabla_b = [np.empty_like(b) for b in net.biases]
         self.grads = self.nabla_w + self.nabla_b
         self._sum_bias = net.bias and m > 1
+        # Bias gradients as ones @ delta: BLAS sums a batch's rows 2-4x faster
+        # than np.add.reduce(delta, axis=0).
+        self._ones = np.ones(m, dt)
+        bind = gemm_accumulate(dt) if m > 1 else None
+        self.fused = bind is not None and all(p.flags.c_contiguous for p in net.weights)
+        if self.fused:
+            self._bind = bind
+            ones = self._ones.reshape(m, 1)
+            # _w_steps[0] depends on the input batch: see bind_input
+            self._w_steps = [None] + [
+                bind(self.A[l - 1], self.delta[l], net.weights[l]) for l in range(1, L)
+            ]
+            self._b_steps = [
+                bind(ones, d, b.reshape(1, -1)) for d, b in zip(self.delta, net.biases)
+            ]
 
     def forward(self, X: np.ndarray) -> None:
         """Forward pass of ``X`` (m, n_0) into ``A``, ``Z_out`` and ``A_out``."""
@@ -385,9 +406,36 @@ class Buffers:
         for l in range(len(nabla_w) - 1, 0, -1):
             mm(self.AT[l - 1], delta[l], out=nabla_w[l])
             if self._sum_bias:
-                np.add.reduce(delta[l], axis=0, out=self.nabla_b[l])
+                np.dot(self._ones, delta[l], out=self.nabla_b[l])
             mm(delta[l], self.WT[l], out=delta[l - 1])
             self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
         mm(XT, delta[0], out=nabla_w[0])
         if self._sum_bias:
-            np.add.reduce(delta[0], axis=0, out=self.nabla_b[0])
+            np.dot(self._ones, delta[0], out=self.nabla_b[0])
+
+    def bind_input(self, X: np.ndarray):
+        """The fused step of the first layer's weights for the input batch ``X``
+        (m, n_0), C-contiguous: pass it to :meth:`backward_step`."""
+        return self._bind(X, self.delta[0], self.weights[0])
+
+    def backward_step(self, input_step, Y: np.ndarray, loss_delta, scale: float) -> None:
+        """Backward pass fused with the plain step ``p -= scale * gradient``.
+
+        Needs ``fused``; ``input_step`` comes from :meth:`bind_input` for the batch
+        just passed :meth:`forward`.  Each layer's delta is propagated through its
+        weights before they take their step, so the result is that of
+        :meth:`backward` followed by the plain update, up to rounding.  No
+        gradient buffer is written (``nabla_w`` and ``nabla_b`` are left as they were).
+        """
+        delta = self.delta
+        loss_delta(self.A_out, Y, delta[-1], self.scratch[-1])
+        b_steps = self._b_steps
+        for l in range(len(delta) - 1, 0, -1):
+            self.mm(delta[l], self.WT[l], out=delta[l - 1])
+            self._w_steps[l](-scale)
+            if b_steps:
+                b_steps[l](-scale)
+            self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
+        input_step(-scale)
+        if b_steps:
+            b_steps[0](-scale)

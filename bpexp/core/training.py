@@ -324,6 +324,10 @@ class _BatchTrainer:
             bufs[n % m] = Buffers(net, n % m)
         self.running = train_eval == "running"
         self.Zs = np.empty((n, net.sizes[-1]), net.dtype) if self.running else None
+        # The plain rule steps inside the backward pass (Buffers.backward_step),
+        # except on the epoch's last batch, whose gradient grad_norm reports.
+        starts = range(0, n, m)
+        fused = updater.folds_lr and all(b.fused for b in bufs.values())
         self.batches = [
             (
                 self.Xs[i : i + m],
@@ -331,10 +335,13 @@ class _BatchTrainer:
                 self.Ys[i : i + m],
                 self.Zs[i : i + m] if self.running else None,
                 bufs[min(m, n - i)],
+                bufs[min(m, n - i)].bind_input(self.Xs[i : i + m])
+                if fused and i != starts[-1]
+                else None,
             )
-            for i in range(0, n, m)
+            for i in starts
         ]
-        self.last_buf = self.batches[-1][-1]
+        self.last_buf = self.batches[-1][4]
         self.evaluate = _Evaluator(net, X, Y, lossfn)
 
     def _bgd_measures(self) -> tuple[float, float]:
@@ -371,12 +378,15 @@ class _BatchTrainer:
         np.take(self.X, perm, axis=0, out=self.Xs, mode="clip")
         np.take(self.Y, perm, axis=0, out=self.Ys, mode="clip")
         loss_delta = self.loss_delta
-        for xb, xbT, yb, zb, buf in self.batches:
+        for xb, xbT, yb, zb, buf, input_step in self.batches:
             buf.forward(xb)
-            buf.backward(xbT, yb, loss_delta, fold / buf.m)
             if zb is not None:
                 np.copyto(zb, buf.Z_out)
-            step(buf.grads, lr)
+            if input_step is not None:
+                buf.backward_step(input_step, yb, loss_delta, lr / buf.m)
+            else:
+                buf.backward(xbT, yb, loss_delta, fold / buf.m)
+                step(buf.grads, lr)
         if not self.running:
             return self.evaluate()
         As = np.empty_like(self.Zs)
