@@ -1,14 +1,17 @@
-"""Forked joblib workers: when they are used, and that they get their own database
-connections."""
+"""Forked processes: joblib workers (when they are used, and that they get their own
+database connections) and the tracking process of a job."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import sys
 
 import pytest
 from joblib.externals.loky.backend.context import get_start_method, set_start_method
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
 from bpexp import tracking
@@ -78,3 +81,23 @@ def test_a_forked_process_logs_through_fresh_connections(tmp_path):
     assert {r.info.run_id for r in runs} == {*ids, before.info.run_id}
     assert all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.metrics.get("x") for r in runs if r.info.run_id in ids} == {1.0}
+
+
+@linux_only
+def test_the_client_process_answers_raises_and_ignores_ctrl_c(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = tracking.ClientProcess(uri)
+    try:
+        experiment_id = client.create_experiment("remote", artifact_location=str(tmp_path))
+        os.kill(client._proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+        run = client.create_run(experiment_id, run_name="r")
+        assert run.info.run_name == "r" and client._proc.is_alive()
+        with pytest.raises(MlflowException, match="already exists"):
+            client.create_experiment("remote")
+        with pytest.raises(RuntimeError, match=r"^TypeError: "):
+            client.create_run()  # missing argument
+        client.set_terminated(run.info.run_id)
+    finally:
+        client.close()
+    assert not client._proc.is_alive() and client._proc.exitcode == 0
+    assert MlflowClient(tracking_uri=uri).get_run(run.info.run_id).info.status == "FINISHED"

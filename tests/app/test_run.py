@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from bpexp.config import ConfigError, JobError
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from bpexp.tracking import logged_epochs, resolve_tracking_uri
+from bpexp.tracking import logged_epochs, resolve_tracking_uri, tracking_process_enabled
 from tests.app.conftest import runs
 
 HISTORY = ["train_loss", "train_accuracy", "grad_norm", "updates", "samples", "seconds"]
@@ -22,9 +22,19 @@ def artifacts(client: MlflowClient, run_id: str) -> Path:
     return Path(client.download_artifacts(run_id, ""))
 
 
-def test_a_run_logs_params_tags_complete_curves_and_artifacts(run_in_process, store):
-    final = run_in_process("tracking.experiment=t-basic", "trainer.epochs=30", "seed=3")
-    (run,) = runs(store, "t-basic")
+@pytest.fixture(params=["process", "thread"])
+def tracking_mode(request, monkeypatch) -> str:
+    """MLflow calls from a forked process (Linux's default) or from the job's thread."""
+    if request.param == "process" and not tracking_process_enabled():
+        pytest.skip("the tracking process needs fork (Linux)")
+    monkeypatch.setenv("BPEXP_TRACKING_PROCESS", "1" if request.param == "process" else "0")
+    return request.param
+
+
+def test_a_run_logs_params_tags_complete_curves_and_artifacts(run_in_process, store, tracking_mode):
+    experiment = f"t-basic-{tracking_mode}"
+    final = run_in_process(f"tracking.experiment={experiment}", "trainer.epochs=30", "seed=3")
+    (run,) = runs(store, experiment)
     client = MlflowClient(tracking_uri=store)
     assert run.info.status == "FINISHED"
     p = run.data.params
@@ -114,10 +124,13 @@ def test_validation_metrics_for_held_out_data(run_in_process, store):
     assert run.data.metrics["final_val_accuracy"] > 0.8
 
 
-def test_a_job_that_raises_is_failed_with_the_error_in_a_tag(run_in_process, store):
+def test_a_job_that_raises_is_failed_with_the_error_in_a_tag(run_in_process, store, tracking_mode):
+    experiment = f"t-fail-{tracking_mode}"
     with pytest.raises(JobError, match="train_size: 5000 is more than"):
-        run_in_process("tracking.experiment=t-fail", "dataset=digits", "dataset.train_size=5000")
-    (run,) = runs(store, "t-fail")
+        run_in_process(
+            f"tracking.experiment={experiment}", "dataset=digits", "dataset.train_size=5000"
+        )
+    (run,) = runs(store, experiment)
     assert run.info.status == "FAILED"
     assert "train_size: 5000 is more than" in run.data.tags["error"]
 
