@@ -52,10 +52,14 @@ def in_process_jobs(
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from bpexp import tracking
     from bpexp.app import CONF_DIR, run_job, train
     from bpexp.config import validate
 
     os.environ["BPEXP_LAUNCH_DIR"] = str(workdir)
+    # Open the store in this process first, as a sweep's callback does in the
+    # launching process: the jobs' tracking processes are forked from it.
+    tracking.client_for(f"sqlite:///{workdir}/mlflow.db").search_experiments(max_results=1)
     untracked, overhead = [], []
     for i in range(repeats + 1):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -105,85 +109,100 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sweep-repeats", type=int, default=2)
+    ap.add_argument(
+        "--parts", default="startup,jobs,sweeps", help="comma-separated: startup, jobs, sweeps"
+    )
     args = ap.parse_args(argv)
+    parts = set(args.parts.split(","))
     R = args.repeats
     print(f"# bpexp runs benchmark\n\nPython {sys.version.split()[0]}; BLAS: {blas_info()}\n")
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        # -- start-up ---------------------------------------------------------
-        fresh, existing = [], []
-        for i in range(R):
-            fresh.append(command(["trainer.epochs=1"], cwd=_mk(tmp / f"fresh{i}")))
-        for _ in range(R):
-            existing.append(command(["trainer.epochs=1"], cwd=tmp / "fresh0"))
-        print("## Start-up: the whole command for a 1-epoch XOR job\n")
-        print(f"- new store (schema created): median {med(fresh):.2f} s, min {min(fresh):.2f} s")
-        print(f"- existing store: median {med(existing):.2f} s, min {min(existing):.2f} s\n")
-
-        # -- per-job tracking cost -------------------------------------------------
-        train, track = in_process_jobs([], R, _mk(tmp / "xor"))
-        print("## A 10,000-epoch XOR job, default settings (in one process)\n")
-        print("Tracking = the tracked job's wall time minus the same job's untracked wall time.\n")
-        print(
-            f"- untracked job: median {med(train):.3f} s; tracking: median {med(track):.3f} s, "
-            f"min {min(track):.3f} s (target <= 0.3 s){verdict(med(track) <= 0.3)}"
-        )
-        print(f"- tracking share of the job: {med(track) / (med(train) + med(track)):.1%}\n")
-
-        if (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-            root = mnist_root(tmp)
-            train, track = in_process_jobs(
-                ["dataset=mnist", f"dataset.root={root}", "dataset.download=false",
-                 "model.hidden_size=128", "model.activation=relu", "model.init=he_normal",
-                 "model.dtype=float32", "optimizer=mbgd", "optimizer.batch_size=64",
-                 "optimizer.lr=0.1", "trainer.epochs=10"],
-                max(3, R // 2), _mk(tmp / "mnist-runs"),
-            )  # fmt: skip
-            share = med(track) / (med(train) + med(track))
-            print("## A 10-epoch mbgd job on 8,000 MNIST images, 784-128-10 (in one process)\n")
+        if "startup" in parts:
+            # -- start-up ---------------------------------------------------------
+            fresh, existing = [], []
+            for i in range(R):
+                fresh.append(command(["trainer.epochs=1"], cwd=_mk(tmp / f"fresh{i}")))
+            for _ in range(R):
+                existing.append(command(["trainer.epochs=1"], cwd=tmp / "fresh0"))
+            print("## Start-up: the whole command for a 1-epoch XOR job\n")
             print(
-                f"- untracked job: median {med(train):.3f} s; tracking: median {med(track):.3f} s"
+                f"- new store (schema created): median {med(fresh):.2f} s, min {min(fresh):.2f} s"
+            )
+            print(f"- existing store: median {med(existing):.2f} s, min {min(existing):.2f} s\n")
+
+        if "jobs" in parts:
+            # -- per-job tracking cost -------------------------------------------------
+            train, track = in_process_jobs([], R, _mk(tmp / "xor"))
+            print("## A 10,000-epoch XOR job, default settings (in one process)\n")
+            print(
+                "Tracking = the tracked job's wall time minus the same job's untracked wall time.\n"
             )
             print(
-                f"- tracking share of the job: {share:.1%} (target <= 5%){verdict(share <= 0.05)}\n"
+                f"- untracked job: median {med(train):.3f} s; tracking: median {med(track):.3f} s, "
+                f"min {min(track):.3f} s (target <= 0.3 s){verdict(med(track) <= 0.3)}"
             )
-        else:
-            print(f"(MNIST job skipped: no shared MNIST files at {SHARED_MNIST})\n")
+            print(f"- tracking share of the job: {med(track) / (med(train) + med(track)):.1%}\n")
 
-        # -- launchers ------------------------------------------------------------
-        sweep = ["-m", "seed=range(0,12)"]
-        launchers = {
-            "basic launcher": [],
-            "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-            "joblib, 2 workers, loky's own start (BPEXP_JOBLIB_START=loky)": [
-                "hydra/launcher=joblib",
-                "hydra.launcher.n_jobs=2",
-            ],
-        }
-        whole: dict[str, list[float]] = {k: [] for k in launchers}
-        swept: dict[str, list[float]] = {k: [] for k in launchers}
-        for i in range(args.sweep_repeats):
-            for j, (name, extra) in enumerate(launchers.items()):
-                cwd = _mk(tmp / f"sweep{i}-{j}", store_from=tmp / "fresh0")
-                env = {"BPEXP_JOBLIB_START": "loky"} if "loky" in name else {}
-                whole[name].append(command([*sweep, *extra], cwd=cwd, env=env))
-                swept[name].append(parent_run_seconds(cwd))
-        print("## A 12-job XOR sweep (default 10,000-epoch jobs)\n")
-        print("The sweep = its parent run's start to end (launcher, workers, jobs);")
-        print("the whole command adds the process start-up that every launcher pays.\n")
-        print("| launcher | sweep, median s | whole command, median s |\n|---|---|---|")
-        for name in launchers:
-            print(f"| {name} | {med(swept[name]):.1f} | {med(whole[name]):.1f} |")
-        print()
-        base = "basic launcher"
-        for name in list(launchers)[1:]:
-            s_sweep = med(swept[base]) / med(swept[name])
-            s_whole = med(whole[base]) / med(whole[name])
-            print(
-                f"- {name}: {s_sweep:.2f}x faster by the sweep, {s_whole:.2f}x by the whole "
-                f"command (target >= 1.6){verdict(s_sweep >= 1.6, 'BELOW TARGET')}"
-            )
+            if (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+                root = mnist_root(tmp)
+                train, track = in_process_jobs(
+                    ["dataset=mnist", f"dataset.root={root}", "dataset.download=false",
+                     "model.hidden_size=128", "model.activation=relu", "model.init=he_normal",
+                     "model.dtype=float32", "optimizer=mbgd", "optimizer.batch_size=64",
+                     "optimizer.lr=0.1", "trainer.epochs=10"],
+                    max(3, R // 2), _mk(tmp / "mnist-runs"),
+                )  # fmt: skip
+                share = med(track) / (med(train) + med(track))
+                print("## A 10-epoch mbgd job on 8,000 MNIST images, 784-128-10 (in one process)\n")
+                print(
+                    f"- untracked job: median {med(train):.3f} s; "
+                    f"tracking: median {med(track):.3f} s"
+                )
+                print(
+                    f"- tracking share of the job: {share:.1%} (target <= 5%)"
+                    f"{verdict(share <= 0.05)}\n"
+                )
+            else:
+                print(f"(MNIST job skipped: no shared MNIST files at {SHARED_MNIST})\n")
+
+        if "sweeps" in parts:
+            # -- launchers ------------------------------------------------------------
+            if not (tmp / "fresh0" / "mlflow.db").exists():  # the store every sweep starts from
+                command(["trainer.epochs=1"], cwd=_mk(tmp / "fresh0"))
+            sweep = ["-m", "seed=range(0,12)"]
+            launchers = {
+                "basic launcher": [],
+                "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                "joblib, 2 workers, loky's own start (BPEXP_JOBLIB_START=loky)": [
+                    "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2",
+                ],
+            }
+            whole: dict[str, list[float]] = {k: [] for k in launchers}
+            swept: dict[str, list[float]] = {k: [] for k in launchers}
+            for i in range(args.sweep_repeats):
+                for j, (name, extra) in enumerate(launchers.items()):
+                    cwd = _mk(tmp / f"sweep{i}-{j}", store_from=tmp / "fresh0")
+                    env = {"BPEXP_JOBLIB_START": "loky"} if "loky" in name else {}
+                    whole[name].append(command([*sweep, *extra], cwd=cwd, env=env))
+                    swept[name].append(parent_run_seconds(cwd))
+            print("## A 12-job XOR sweep (default 10,000-epoch jobs)\n")
+            print("The sweep = its parent run's start to end (launcher, workers, jobs);")
+            print("the whole command adds the process start-up that every launcher pays.\n")
+            print("| launcher | sweep, median s | whole command, median s |\n|---|---|---|")
+            for name in launchers:
+                print(f"| {name} | {med(swept[name]):.1f} | {med(whole[name]):.1f} |")
+            print()
+            base = "basic launcher"
+            for name in list(launchers)[1:]:
+                s_sweep = med(swept[base]) / med(swept[name])
+                s_whole = med(whole[base]) / med(whole[name])
+                print(
+                    f"- {name}: {s_sweep:.2f}x faster by the sweep, {s_whole:.2f}x by the whole "
+                    f"command (target >= 1.6){verdict(s_sweep >= 1.6, 'BELOW TARGET')}"
+                )
 
 
 def parent_run_seconds(cwd: Path) -> float:

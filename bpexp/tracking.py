@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -153,23 +154,27 @@ class ClientProcess:
         child.close()
 
     def __getattr__(self, name: str):
-        def call(*args, **kwargs):
-            with self._lock:
-                try:
-                    self._conn.send((name, args, kwargs))
-                    ok, value = self._conn.recv()
-                except (EOFError, OSError) as exc:
-                    raise RuntimeError("the tracking process ended unexpectedly") from exc
-            if ok:
-                return value
-            kind, message, is_mlflow = value
-            if is_mlflow:
-                from mlflow.exceptions import MlflowException
+        return functools.partial(self._call, name)
 
-                raise MlflowException(message)
-            raise RuntimeError(f"{kind}: {message}")
+    def save_loss_curve(self, path: Path, records: list[dict], title: str) -> None:
+        """Draw and save the loss-curve figure in the process (see :func:`save_loss_curve`)."""
+        self._call("save_loss_curve", path, records, title)
 
-        return call
+    def _call(self, name: str, *args, **kwargs):
+        with self._lock:
+            try:
+                self._conn.send((name, args, kwargs))
+                ok, value = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                raise RuntimeError("the tracking process ended unexpectedly") from exc
+        if ok:
+            return value
+        kind, message, is_mlflow = value
+        if is_mlflow:
+            from mlflow.exceptions import MlflowException
+
+            raise MlflowException(message)
+        raise RuntimeError(f"{kind}: {message}")
 
     def close(self) -> None:
         with self._lock:
@@ -199,8 +204,9 @@ def _serve_client(uri: str, conn) -> None:
         if message is None:
             return
         name, args, kwargs = message
+        fn = save_loss_curve if name == "save_loss_curve" else getattr(client, name)
         try:
-            reply = (True, getattr(client, name)(*args, **kwargs))
+            reply = (True, fn(*args, **kwargs))
         except BaseException as exc:
             reply = (False, (type(exc).__name__, str(exc), isinstance(exc, MlflowException)))
         conn.send(reply)
@@ -281,6 +287,14 @@ def write_history_csv(path: Path, records: list[dict]) -> None:
     path.write_text(",".join(keys) + "\n" + "\n".join(lines) + "\n")
 
 
+def save_loss_curve(path: Path, records: list[dict], title: str) -> None:
+    """The run's loss-curve figure as a PNG (``records``: epoch 0 first)."""
+    from bpexp.plots import loss_curve_figure
+
+    # compress_level=1: a third less time than PNG's default, same pixels
+    loss_curve_figure(records, title=title).savefig(path, dpi=100, pil_kwargs={"compress_level": 1})
+
+
 # ----------------------------------------------------------- a job's run
 class RunTracker:
     """One MLflow run for one job: created at start, metrics batched and bounded,
@@ -318,6 +332,8 @@ class RunTracker:
             check_server(self.uri)
         # forked before the data is loaded: a small process to copy
         remote = tracking_process_enabled()
+        if remote and cfg.tracking.log_figure:
+            import bpexp.plots  # noqa: F401 - once per process, inherited by every fork
         self.client = ClientProcess(self.uri) if remote else client_for(self.uri)
         #: metric values worth a batch: sending costs this process little when remote
         self.batch_at = 200 if remote else BATCH
@@ -447,13 +463,21 @@ class RunTracker:
             for k, v in summary.items()
         )
         self.flush(tags={"stop_reason": history.stop_reason})
-        out = self._write_artifacts(net=net, dataset_metadata=dataset_metadata)
+        out = self.output_dir / "artifacts"
+        # The tracking process draws the figure while this one writes the other files
+        remote_figure = isinstance(self.client, ClientProcess) and self._wants_figure()
+        if remote_figure:
+            out.mkdir(parents=True, exist_ok=True)
+            self._submit(self._save_figure, out, self.client.save_loss_curve)
+        self._write_artifacts(net=net, dataset_metadata=dataset_metadata, figure=not remote_figure)
         self._submit(self._log_artifacts, out)
         try:
             self.wait()
             self.client.set_terminated(self.run_id, "FINISHED")
         except Exception as exc:
             self.broken = self.broken or exc
+            if not (out / "loss_curve.png").exists() and self._wants_figure():
+                self._save_figure(out, save_loss_curve)  # the kept results are complete
             from bpexp.config import JobError
 
             info = {
@@ -473,7 +497,19 @@ class RunTracker:
         self.close()
         return summary
 
-    def _write_artifacts(self, net=None, dataset_metadata=None, error: str | None = None) -> Path:
+    def _wants_figure(self) -> bool:
+        return bool(self.cfg.tracking.log_figure) and len(self.records) > 1
+
+    def _save_figure(self, out: Path, save) -> None:
+        c = self.cfg
+        title = f"{c.dataset.name}, {c.optimizer.variant}, lr={c.optimizer.lr}, seed={c.seed}"
+        keys = ("epoch", "train_loss", "val_loss")
+        records = [{k: r[k] for k in keys if k in r} for r in self.records]
+        save(out / "loss_curve.png", records, title)
+
+    def _write_artifacts(
+        self, net=None, dataset_metadata=None, error: str | None = None, figure: bool = True
+    ) -> Path:
         """Write the run's files into ``<output_dir>/artifacts`` (they stay there too)."""
         out = self.output_dir / "artifacts"
         out.mkdir(parents=True, exist_ok=True)
@@ -485,15 +521,8 @@ class RunTracker:
             (out / "dataset.json").write_text(json.dumps(dataset_metadata, indent=2))
         if net is not None and self.cfg.tracking.log_weights:
             net.save(out / "weights.npz")
-        if self.cfg.tracking.log_figure and len(self.records) > 1:
-            from bpexp.plots import loss_curve_figure
-
-            c = self.cfg
-            title = f"{c.dataset.name}, {c.optimizer.variant}, lr={c.optimizer.lr}, seed={c.seed}"
-            # compress_level=1: a third less time than PNG's default, same pixels
-            loss_curve_figure(self.records, title=title).savefig(
-                out / "loss_curve.png", dpi=100, pil_kwargs={"compress_level": 1}
-            )
+        if figure and self._wants_figure():
+            self._save_figure(out, save_loss_curve)
         if error is not None:
             (out / "error.txt").write_text(error)
         return out
