@@ -44,6 +44,8 @@ PARENT_FILE = ".bpexp-parent.json"
 SYNC_FILE = "sync.json"
 #: MLflow accepts at most 1,000 metrics in one log_batch call
 BATCH = 1000
+#: epochs from which the tracking process, not the job, draws the loss curve
+FIGURE_REMOTE_FROM = 1000
 #: send what has accumulated at least this often during a long run (seconds)
 FLUSH_EVERY = 10.0
 HISTORY_KEYS = (
@@ -464,8 +466,14 @@ class RunTracker:
         )
         self.flush(tags={"stop_reason": history.stop_reason})
         out = self.output_dir / "artifacts"
-        # The tracking process draws the figure while this one writes the other files
-        remote_figure = isinstance(self.client, ClientProcess) and self._wants_figure()
+        # The tracking process draws the figure while this one writes the other
+        # files, when those take a while (a CSV of many epochs); otherwise this
+        # process draws it while the tracking process sends the last metrics.
+        remote_figure = (
+            isinstance(self.client, ClientProcess)
+            and self._wants_figure()
+            and len(self.records) > FIGURE_REMOTE_FROM
+        )
         if remote_figure:
             out.mkdir(parents=True, exist_ok=True)
             self._submit(self._save_figure, out, self.client.save_loss_curve)
