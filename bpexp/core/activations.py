@@ -81,9 +81,21 @@ def row_sum(Z: np.ndarray) -> np.ndarray:
 
 def softmax(Z: np.ndarray, out: np.ndarray) -> None:
     """Row-wise softmax; subtracts each row's maximum first, so it never overflows."""
-    np.subtract(Z, row_max(Z), out=out)
+    softmax_lse(Z, out)
+
+
+def softmax_lse(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`softmax` into ``out``, returning each row's log-sum-exp (m, 1).
+
+    The log-sum-exp is what the cross-entropy needs (``lse(z) - y . z``); it
+    comes almost free from the softmax's own row maximum and row sum.
+    """
+    top = row_max(Z)
+    np.subtract(Z, top, out=out)
     np.exp(out, out=out)
-    out /= row_sum(out)
+    total = row_sum(out)
+    out /= total
+    return np.log(total, out=total) + top
 
 
 def sigmoid_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:

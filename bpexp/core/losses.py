@@ -53,8 +53,14 @@ class Loss:
     name: str = ""
     outputs: tuple[str, ...] = ()
 
-    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
-        """Mean loss over the ``n`` rows of ``Z``, ``A`` and ``Y`` (all ``(n, n_out)``)."""
+    def value(
+        self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray, lse: np.ndarray | None = None
+    ) -> float:
+        """Mean loss over the ``n`` rows of ``Z``, ``A`` and ``Y`` (all ``(n, n_out)``).
+
+        ``lse``, the rows' log-sum-exp of ``Z`` (n, 1) when the softmax that made
+        ``A`` returned it, saves the cross-entropy recomputing it.
+        """
         raise NotImplementedError
 
     def delta(self, output: str) -> DeltaFn:
@@ -68,7 +74,7 @@ class MSE(Loss):
     name = "mse"
     outputs = OUTPUT_ACTIVATIONS
 
-    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray, lse=None) -> float:
         diff = A - Y
         return 0.5 * float(np.vdot(diff, diff)) / A.shape[0]
 
@@ -84,7 +90,7 @@ class BinaryCrossEntropy(Loss):
     name = "bce"
     outputs = ("sigmoid",)
 
-    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray, lse=None) -> float:
         # -[y log s(z) + (1 - y) log(1 - s(z))] = softplus(z) - y z
         return float(np.logaddexp(0.0, Z).sum() - np.vdot(Y, Z)) / Z.shape[0]
 
@@ -98,10 +104,11 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     outputs = ("softmax",)
 
-    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> float:
+    def value(self, Z: np.ndarray, A: np.ndarray, Y: np.ndarray, lse=None) -> float:
         # -sum_j y_j log softmax(z)_j = sum(y) * logsumexp(z) - y . z
-        m = row_max(Z)
-        lse = np.log(row_sum(np.exp(Z - m))) + m
+        if lse is None:
+            m = row_max(Z)
+            lse = np.log(row_sum(np.exp(Z - m))) + m
         return float(np.vdot(Y.sum(axis=1, keepdims=True), lse) - np.vdot(Y, Z)) / Z.shape[0]
 
     def delta(self, output: str) -> DeltaFn:

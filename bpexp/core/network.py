@@ -32,6 +32,7 @@ from bpexp.core.activations import (
     LEAKY_RELU_SLOPE,
     OUTPUT_ACTIVATIONS,
     activation_table,
+    softmax_lse,
 )
 from bpexp.core.blas import gemm_accumulate
 from bpexp.core.init import INITIALISERS
@@ -180,7 +181,7 @@ class MLP:
         check_targets(lossfn, Y)
         buf = Buffers(self, X.shape[0])
         buf.forward(X)
-        return lossfn.value(buf.Z_out, buf.A_out, Y)
+        return lossfn.value(buf.Z_out, buf.A_out, Y, buf.lse)
 
     def loss_and_gradients(
         self, X: np.ndarray, Y: np.ndarray, loss: str = "mse"
@@ -207,7 +208,7 @@ class MLP:
         check_targets(lossfn, Y)
         buf = Buffers(self, X.shape[0])
         buf.forward(X)
-        value = lossfn.value(buf.Z_out, buf.A_out, Y)
+        value = lossfn.value(buf.Z_out, buf.A_out, Y, buf.lse)
         buf.backward(X.T, Y, lossfn.delta(self.output), 1.0 / X.shape[0])
         return value, list(buf.nabla_w), [g.copy() for g in buf.nabla_b]
 
@@ -346,6 +347,9 @@ class Buffers:
         self.act = [net._activations[net.activation]] * (L - 1)
         self.deriv = [net._derivatives[net.activation]] * (L - 1)
         self.out_act = net._activations[net.output]
+        self.softmax = net.output == "softmax"
+        #: the output rows' log-sum-exp after a softmax forward pass (see Loss.value)
+        self.lse: np.ndarray | None = None
         # A[l] holds layer l+1's activation (Z, then g(Z) in place), l < L - 1.
         self.A = [np.empty((m, s), dt) for s in sizes[1:-1]]
         self.AT = [a.T for a in self.A]
@@ -391,7 +395,10 @@ class Buffers:
         mm(a, self.weights[-1], out=self.Z_out)
         if biases:
             np.add(self.Z_out, biases[-1], out=self.Z_out)
-        self.out_act(self.Z_out, self.A_out)
+        if self.softmax:
+            self.lse = softmax_lse(self.Z_out, self.A_out)
+        else:
+            self.out_act(self.Z_out, self.A_out)
 
     def backward(self, XT: np.ndarray, Y: np.ndarray, loss_delta, scale: float) -> None:
         """Backward pass after :meth:`forward`: fills ``nabla_w`` and ``nabla_b``.
@@ -409,9 +416,10 @@ class Buffers:
                 np.dot(self._ones, delta[l], out=self.nabla_b[l])
             mm(delta[l], self.WT[l], out=delta[l - 1])
             self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
-        mm(XT, delta[0], out=nabla_w[0])
+        # the bias first, while delta[0] is still in cache (the product streams all of X)
         if self._sum_bias:
             np.dot(self._ones, delta[0], out=self.nabla_b[0])
+        mm(XT, delta[0], out=nabla_w[0])
 
     def bind_input(self, X: np.ndarray):
         """The fused step of the first layer's weights for the input batch ``X``
@@ -436,6 +444,6 @@ class Buffers:
             if b_steps:
                 b_steps[l](-scale)
             self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
-        input_step(-scale)
-        if b_steps:
+        if b_steps:  # the bias first, while delta[0] is still in cache
             b_steps[0](-scale)
+        input_step(-scale)

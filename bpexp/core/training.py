@@ -131,7 +131,7 @@ class _Evaluator:
         total, correct = 0.0, 0
         for X, Y, labels, buf in self.chunks:
             buf.forward(X)
-            total += self.loss.value(buf.Z_out, buf.A_out, Y) * X.shape[0]
+            total += self.loss.value(buf.Z_out, buf.A_out, Y, buf.lse) * X.shape[0]
             correct += n_correct(buf.A_out, labels)
         return total / self.n, correct / self.n
 
@@ -347,7 +347,7 @@ class _BatchTrainer:
     def _bgd_measures(self) -> tuple[float, float]:
         buf = self.buf
         return (
-            self.loss.value(buf.Z_out, buf.A_out, self.Y),
+            self.loss.value(buf.Z_out, buf.A_out, self.Y, buf.lse),
             n_correct(buf.A_out, self.labels) / self.n,
         )
 

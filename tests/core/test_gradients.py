@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bpexp.core import HIDDEN_ACTIVATIONS, INITIALISERS, MLP, activations, check_gradients
-from bpexp.core.activations import DERIVATIVES
+from bpexp.core.activations import DERIVATIVES, softmax_lse
+from bpexp.core.losses import get_loss
 
 # (output activation, loss, number of output units)
 PAIRS = [
@@ -92,3 +93,26 @@ def test_max_entries_samples_large_arrays():
 
 def test_derivative_table_covers_every_hidden_activation():
     assert set(DERIVATIVES) == set(HIDDEN_ACTIVATIONS)
+
+
+@pytest.mark.parametrize("rows", [5, 3000])  # both ways of taking row maxima
+def test_loss_values_match_their_definitions_for_saturated_and_tall_outputs(rows):
+    """The losses as the docstrings define them, checked with plain NumPy (float64),
+    including the cross-entropy from the softmax's own log-sum-exp."""
+    rng = np.random.default_rng(4)
+    Z = rng.normal(0, 30, (rows, 7))  # many probabilities underflow to 0
+    Y = np.eye(7)[rng.integers(0, 7, rows)]
+    A = np.empty_like(Z)
+    lse = softmax_lse(Z, A)
+    exact = np.log(np.exp(Z - Z.max(1, keepdims=True)).sum(1)) + Z.max(1)  # logsumexp
+    np.testing.assert_allclose(lse[:, 0], exact, rtol=1e-13)
+    np.testing.assert_allclose(A.sum(1), 1.0, rtol=1e-12)
+    expected = np.mean(exact - (Y * Z).sum(1))  # -mean(log softmax(z)[label])
+    ce = get_loss("cross_entropy", "softmax")
+    assert ce.value(Z, A, Y) == pytest.approx(expected, rel=1e-12)
+    assert ce.value(Z, A, Y, lse) == pytest.approx(expected, rel=1e-12)
+    z = Z[:, :1] / 10  # bce from its definition needs log(s) and log(1 - s) finite
+    s_ = 1 / (1 + np.exp(-z))
+    y = Y[:, :1]
+    bce = -np.mean(y * np.log(s_) + (1 - y) * np.log1p(-s_))
+    assert get_loss("bce", "sigmoid").value(z, s_, y) == pytest.approx(bce, rel=1e-9)
