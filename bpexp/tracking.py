@@ -149,6 +149,9 @@ class ClientProcess:
         ctx = multiprocessing.get_context("fork")
         self._conn, child = ctx.Pipe()
         self._lock = threading.Lock()
+        self._uri = uri
+        #: the in-process client that takes over after a call was interrupted
+        self._local = None
         self._proc = ctx.Process(
             target=_serve_client, args=(uri, child), name="bpexp-tracking", daemon=True
         )
@@ -156,6 +159,8 @@ class ClientProcess:
         child.close()
 
     def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
         return functools.partial(self._call, name)
 
     def save_loss_curve(self, path: Path, records: list[dict], title: str) -> None:
@@ -164,11 +169,20 @@ class ClientProcess:
 
     def _call(self, name: str, *args, **kwargs):
         with self._lock:
+            if self._local is not None:
+                return _dispatch(self._local, name)(*args, **kwargs)
             try:
                 self._conn.send((name, args, kwargs))
                 ok, value = self._conn.recv()
             except (EOFError, OSError) as exc:
                 raise RuntimeError("the tracking process ended unexpectedly") from exc
+            except BaseException:
+                # Ctrl-C mid-call: the pipe may hold half a request or an unread
+                # reply.  End the process (SQLite rolls back what it had begun)
+                # and make the remaining calls (the run's KILLED) in this one.
+                self._stop(kill=True)
+                self._local = client_for(self._uri)
+                raise
         if ok:
             return value
         kind, message, is_mlflow = value
@@ -180,15 +194,25 @@ class ClientProcess:
 
     def close(self) -> None:
         with self._lock:
+            if self._local is None:
+                self._stop(kill=False)
+
+    def _stop(self, kill: bool) -> None:
+        if not kill:
             try:
                 self._conn.send(None)
+                self._proc.join(timeout=30)
             except OSError:
                 pass
-            self._proc.join(timeout=30)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join()
-            self._conn.close()
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn.close()
+
+
+def _dispatch(client, name: str):
+    """What a forwarded call runs: the client's method, or bpexp's figure."""
+    return save_loss_curve if name == "save_loss_curve" else getattr(client, name)
 
 
 def _serve_client(uri: str, conn) -> None:
@@ -206,9 +230,8 @@ def _serve_client(uri: str, conn) -> None:
         if message is None:
             return
         name, args, kwargs = message
-        fn = save_loss_curve if name == "save_loss_curve" else getattr(client, name)
         try:
-            reply = (True, fn(*args, **kwargs))
+            reply = (True, _dispatch(client, name)(*args, **kwargs))
         except BaseException as exc:
             reply = (False, (type(exc).__name__, str(exc), isinstance(exc, MlflowException)))
         conn.send(reply)

@@ -101,3 +101,33 @@ def test_the_client_process_answers_raises_and_ignores_ctrl_c(tmp_path):
         client.close()
     assert not client._proc.is_alive() and client._proc.exitcode == 0
     assert MlflowClient(tracking_uri=uri).get_run(run.info.run_id).info.status == "FINISHED"
+
+
+@linux_only
+def test_a_call_interrupted_by_ctrl_c_does_not_shift_the_replies(tmp_path):
+    """Ctrl-C in the middle of a call may leave half a request or an unread reply
+    in the pipe: the process is ended and the next calls (the job marks its run
+    KILLED through this client) are made in this process, each with its own answer."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = tracking.ClientProcess(uri)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        experiment_id = client.create_experiment("ctrl-c", artifact_location=str(tmp_path))
+        run = client.create_run(experiment_id, run_name="r")
+        records = [{"epoch": i, "train_loss": 1 / (i + 1)} for i in range(200_000)]
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(KeyboardInterrupt):  # a slow call: the figure of a long run
+            client.save_loss_curve(tmp_path / "curve.png", records, "slow")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert not client._proc.is_alive()
+        assert client.get_experiment(experiment_id).name == "ctrl-c"
+        client.set_terminated(run.info.run_id, "KILLED")
+        client.close()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert MlflowClient(tracking_uri=uri).get_run(run.info.run_id).info.status == "KILLED"
