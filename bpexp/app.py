@@ -179,6 +179,8 @@ def main() -> None:
     job finished, FAILED otherwise, KILLED on Ctrl-C.
     """
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
+    # which process launched the jobs: see tracking.tracking_process_enabled
+    os.environ["BPEXP_LAUNCH_PID"] = str(os.getpid())
     # One stamp per invocation, inherited by worker processes: sweep and run
     # directories never collide, even for two commands started in the same second.
     now = datetime.now()

@@ -123,9 +123,19 @@ def client_for(uri: str):
 
 
 def tracking_process_enabled() -> bool:
-    """Whether a job's MLflow calls run in a forked process (:class:`ClientProcess`):
-    on Linux unless ``BPEXP_TRACKING_PROCESS=0``."""
-    return sys.platform == "linux" and os.environ.get("BPEXP_TRACKING_PROCESS", "1") != "0"
+    """Whether a job's MLflow calls run in a forked process (:class:`ClientProcess`).
+
+    ``BPEXP_TRACKING_PROCESS``: ``auto`` (default) for the jobs the launching
+    process runs itself (a single run, the basic launcher's sweep), whose
+    second core is otherwise idle; not in the workers of parallel launchers,
+    whose cores are already busy with other jobs.  ``1``: always, ``0``: never.
+    Linux only (it forks).
+    """
+    mode = os.environ.get("BPEXP_TRACKING_PROCESS", "auto")
+    if sys.platform != "linux" or mode == "0":
+        return False
+    launcher = os.environ.get("BPEXP_LAUNCH_PID", str(os.getpid()))
+    return mode == "1" or launcher == str(os.getpid())
 
 
 class ClientProcess:

@@ -131,3 +131,24 @@ def test_a_call_interrupted_by_ctrl_c_does_not_shift_the_replies(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert MlflowClient(tracking_uri=uri).get_run(run.info.run_id).info.status == "KILLED"
+
+
+@linux_only
+@pytest.mark.parametrize(
+    "mode,launcher,expected",
+    [
+        ("auto", "self", True),  # a single run, the basic launcher's jobs
+        ("auto", "other", False),  # a worker of a parallel launcher
+        ("auto", None, True),  # a job run outside the command (the API, the tests)
+        ("1", "other", True),
+        ("0", "self", False),
+    ],
+)
+def test_which_jobs_track_from_a_forked_process(monkeypatch, mode, launcher, expected):
+    monkeypatch.setenv("BPEXP_TRACKING_PROCESS", mode)
+    if launcher is None:
+        monkeypatch.delenv("BPEXP_LAUNCH_PID", raising=False)
+    else:
+        pid = os.getpid() if launcher == "self" else os.getppid()
+        monkeypatch.setenv("BPEXP_LAUNCH_PID", str(pid))
+    assert tracking.tracking_process_enabled() is expected
