@@ -150,7 +150,8 @@ class ClientProcess:
     exception in the process is raised here (an ``MlflowException`` as one, with
     its message; anything else as a ``RuntimeError`` naming its type).  The
     process ignores Ctrl-C, which is the job's to handle, and ends with
-    :meth:`close` or when this process goes away.
+    :meth:`close` or when this process goes away.  A call interrupted here (by
+    Ctrl-C) ends it, and the calls after that run in this process.
     """
 
     def __init__(self, uri: str) -> None:
