@@ -29,6 +29,7 @@ from bpexp.tracking import (
     PARENT_FILE,
     SYNC_FILE,
     TrackingUnavailable,
+    artifact_dir,
     check_server,
     client_for,
     end_parent,
@@ -73,7 +74,7 @@ def sync(output_dir: str | Path, tracking_uri: str | None = None) -> str:
         for i in range(0, len(params), 100):
             client.log_batch(run_id, params=params[i : i + 100])
 
-    artifacts = output_dir / "artifacts"
+    artifacts = artifact_dir(output_dir)
     with open(artifacts / "history.csv") as fh:
         records = list(csv.DictReader(fh))
     last = int(records[-1]["epoch"])

@@ -315,6 +315,11 @@ def logged_epochs(epochs: int, max_points: int | None) -> set[int]:
     return set(np.unique(np.linspace(0, epochs, max_points).round().astype(int)).tolist())
 
 
+def artifact_dir(output_dir: Path) -> Path:
+    """Where a job keeps the files it logs as artifacts (and ``bpexp.sync`` finds them)."""
+    return Path(output_dir) / "artifacts"
+
+
 def write_history_csv(path: Path, records: list[dict]) -> None:
     """Every record as a CSV row (epoch 0 first); a measure a record lacks is empty."""
     keys = ["epoch", *[k for k in HISTORY_KEYS if any(k in r for r in records)]]
@@ -499,7 +504,7 @@ class RunTracker:
             for k, v in summary.items()
         )
         self.flush(tags={"stop_reason": history.stop_reason})
-        out = self.output_dir / "artifacts"
+        out = artifact_dir(self.output_dir)
         # The tracking process draws the figure while this one writes the other
         # files, when those take a while (a CSV of many epochs); otherwise this
         # process draws it while the tracking process sends the last metrics.
@@ -553,7 +558,7 @@ class RunTracker:
         self, net=None, dataset_metadata=None, error: str | None = None, figure: bool = True
     ) -> Path:
         """Write the run's files into ``<output_dir>/artifacts`` (they stay there too)."""
-        out = self.output_dir / "artifacts"
+        out = artifact_dir(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(
             OmegaConf.to_yaml({k: v for k, v in self.cfg.items() if k != "hydra"}, resolve=True)

@@ -326,22 +326,15 @@ class _BatchTrainer:
         self.Zs = np.empty((n, net.sizes[-1]), net.dtype) if self.running else None
         # The plain rule steps inside the backward pass (Buffers.backward_step),
         # except on the epoch's last batch, whose gradient grad_norm reports.
-        starts = range(0, n, m)
         fused = updater.folds_lr and all(b.fused for b in bufs.values())
-        self.batches = [
-            (
-                self.Xs[i : i + m],
-                self.Xs[i : i + m].T,
-                self.Ys[i : i + m],
-                self.Zs[i : i + m] if self.running else None,
-                bufs[min(m, n - i)],
-                bufs[min(m, n - i)].bind_input(self.Xs[i : i + m])
-                if fused and i != starts[-1]
-                else None,
-            )
-            for i in starts
-        ]
-        self.last_buf = self.batches[-1][4]
+        self.batches = []
+        for i in range(0, n, m):
+            xb, buf = self.Xs[i : i + m], bufs[min(m, n - i)]
+            last = i + m >= n
+            input_step = buf.bind_input(xb) if fused and not last else None
+            zb = self.Zs[i : i + m] if self.running else None
+            self.batches.append((xb, xb.T, self.Ys[i : i + m], zb, buf, input_step))
+        self.last_buf = buf
         self.evaluate = _Evaluator(net, X, Y, lossfn)
 
     def _bgd_measures(self) -> tuple[float, float]:
