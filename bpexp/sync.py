@@ -62,17 +62,17 @@ def sync(output_dir: str | Path, tracking_uri: str | None = None) -> str:
 
     run_id = info.get("run_id")
     try:
-        client.get_run(run_id) if run_id else None
+        run = client.get_run(run_id) if run_id else None
     except MlflowException:
-        run_id = None
-    if run_id is None:  # the store never got (or lost) the run: make it again
+        run = None
+    if run is None:  # the store never got (or lost) the run: make it again
         experiment_id = ensure_experiment(client, info["experiment"], uri)
-        run_id = client.create_run(
-            experiment_id, run_name=info["run_name"], tags=info["tags"]
-        ).info.run_id
-        params = [Param(k, v) for k, v in info["params"].items()]
-        for i in range(0, len(params), 100):
-            client.log_batch(run_id, params=params[i : i + 100])
+        run = client.create_run(experiment_id, run_name=info["run_name"], tags=info["tags"])
+    run_id = run.info.run_id
+    # the store may have gone away between the run's creation and its params
+    params = [Param(k, v) for k, v in info["params"].items() if k not in run.data.params]
+    for i in range(0, len(params), 100):
+        client.log_batch(run_id, params=params[i : i + 100])
 
     artifacts = artifact_dir(output_dir)
     with open(artifacts / "history.csv") as fh:

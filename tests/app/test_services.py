@@ -18,6 +18,8 @@ from mlflow import MlflowClient
 
 from bpexp.core import MLP
 from bpexp.data import load_dataset
+from bpexp.sync import sync
+from bpexp.tracking import SYNC_FILE, artifact_dir
 from tests.app.conftest import Server, bpexp, free_port, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
@@ -236,3 +238,30 @@ def test_a_sweep_whose_server_goes_away_is_completed_by_sync(tmp_path):
         assert {r.data.params["seed"] for r in children} == {"0", "1"}
     finally:
         again.stop()
+
+
+def test_sync_sends_the_params_a_run_lost_with_its_server(tmp_path):
+    """The server went away between the run's creation and its params: the run is in
+    the store without them, and sync must send them with the rest."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("lost", artifact_location=str(tmp_path / "art"))
+    run = client.create_run(experiment_id, run_name="seed=3", tags={"dataset": "xor"})
+    job = tmp_path / "job"
+    artifact_dir(job).mkdir(parents=True)
+    artifact_dir(job).joinpath("history.csv").write_text(
+        "epoch,train_loss\n0,0.25\n1,0.2\n2,0.125\n"
+    )
+    info = {
+        "tracking_uri": uri, "experiment": "lost", "run_name": "seed=3", "run_id": run.info.run_id,
+        "tags": {"dataset": "xor"}, "params": {"seed": "3", "optimizer.lr": "0.5"},
+        "keys": ["train_loss"], "steps": [0, 1, 2], "stop_reason": "epochs",
+        "epochs_to_threshold": None, "summary": {"final_loss": 0.125},
+    }  # fmt: skip
+    (job / SYNC_FILE).write_text(json.dumps(info))
+    assert sync(job) == run.info.run_id
+    synced = client.get_run(run.info.run_id)
+    assert synced.data.params == {"seed": "3", "optimizer.lr": "0.5"}
+    assert synced.info.status == "FINISHED" and synced.data.metrics["final_loss"] == 0.125
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")]
+    assert sorted(steps) == [0, 1, 2]
