@@ -109,7 +109,7 @@ class CrossEntropy(Loss):
         if lse is None:
             m = row_max(Z)
             lse = np.log(row_sum(np.exp(Z - m))) + m
-        return float(np.vdot(Y.sum(axis=1, keepdims=True), lse) - np.vdot(Y, Z)) / Z.shape[0]
+        return float(np.vdot(row_sum(Y), lse) - np.vdot(Y, Z)) / Z.shape[0]
 
     def delta(self, output: str) -> DeltaFn:
         return _fused_delta

@@ -20,6 +20,7 @@ Python lists are 0-based, so ``weights[i]`` maps layer ``i`` to layer ``i + 1``:
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Sequence
@@ -32,7 +33,8 @@ from bpexp.core.activations import (
     LEAKY_RELU_SLOPE,
     OUTPUT_ACTIVATIONS,
     activation_table,
-    softmax_lse,
+    relu,
+    softmax_parts,
 )
 from bpexp.core.blas import gemm_accumulate
 from bpexp.core.init import INITIALISERS
@@ -344,12 +346,14 @@ class Buffers:
         self.weights = net.weights
         self.biases = net.biases
         self.WT = [W.T for W in net.weights]
-        self.act = [net._activations[net.activation]] * (L - 1)
+        if net.activation == "relu":  # see relu: a zeros array is its fast path
+            self.act = [functools.partial(relu, zeros=np.zeros((m, s), dt)) for s in sizes[1:-1]]
+        else:
+            self.act = [net._activations[net.activation]] * (L - 1)
         self.deriv = [net._derivatives[net.activation]] * (L - 1)
         self.out_act = net._activations[net.output]
         self.softmax = net.output == "softmax"
-        #: the output rows' log-sum-exp after a softmax forward pass (see Loss.value)
-        self.lse: np.ndarray | None = None
+        self._softmax_parts: tuple[np.ndarray, np.ndarray] | None = None
         # A[l] holds layer l+1's activation (Z, then g(Z) in place), l < L - 1.
         self.A = [np.empty((m, s), dt) for s in sizes[1:-1]]
         self.AT = [a.T for a in self.A]
@@ -396,9 +400,18 @@ class Buffers:
         if biases:
             np.add(self.Z_out, biases[-1], out=self.Z_out)
         if self.softmax:
-            self.lse = softmax_lse(self.Z_out, self.A_out)
+            self._softmax_parts = softmax_parts(self.Z_out, self.A_out)
         else:
             self.out_act(self.Z_out, self.A_out)
+
+    @property
+    def lse(self) -> np.ndarray | None:
+        """The output rows' log-sum-exp (m, 1) after a softmax forward pass, else None
+        (see :meth:`Loss.value`); made on demand, since training steps never need it."""
+        if not self.softmax or self._softmax_parts is None:
+            return None
+        top, total = self._softmax_parts
+        return np.log(total) + top
 
     def backward(self, XT: np.ndarray, Y: np.ndarray, loss_delta, scale: float) -> None:
         """Backward pass after :meth:`forward`: fills ``nabla_w`` and ``nabla_b``.

@@ -386,7 +386,7 @@ class _BatchTrainer:
         self.net._activations[self.net.output](self.Zs, As)
         return (
             self.loss.value(self.Zs, As, self.Ys),
-            n_correct(As, match_labels(self.Ys)) / self.n,
+            n_correct(As, np.take(self.labels, perm, axis=0)) / self.n,
         )
 
     def grad_norm(self, lr: float) -> float:

@@ -116,3 +116,28 @@ def test_loss_values_match_their_definitions_for_saturated_and_tall_outputs(rows
     y = Y[:, :1]
     bce = -np.mean(y * np.log(s_) + (1 - y) * np.log1p(-s_))
     assert get_loss("bce", "sigmoid").value(z, s_, y) == pytest.approx(bce, rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_with_a_zeros_array_is_relu_and_keeps_nan(dtype):
+    """The fast path (an array of zeros, not the scalar 0) gives the same values and
+    still propagates NaN, which is how a diverging run is noticed."""
+    Z = np.array([[-2.0, -0.0, 0.0, 3.5], [np.nan, 1e-30, -1e30, np.inf]], dtype=dtype)
+    slow, fast = np.empty_like(Z), np.empty_like(Z)
+    activations.relu(Z, slow)
+    activations.relu(Z, fast, zeros=np.zeros_like(Z))
+    np.testing.assert_array_equal(fast, slow)
+    expected = np.array([[0, 0, 0, 3.5], [np.nan, 1e-30, 0, np.inf]], dtype=dtype)
+    np.testing.assert_array_equal(fast, expected)
+
+
+def test_loss_of_a_softmax_network_uses_its_log_sum_exp():
+    """MLP.loss takes the buffers' log-sum-exp (made on demand from the softmax's
+    row maxima and sums): it must equal the cross-entropy from its definition."""
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(0, 5, (40, 6)), np.eye(4)[rng.integers(0, 4, 40)]
+    net = MLP([6, 8, 4], activation="relu", output="softmax", init="normal", seed=3)
+    Z = np.maximum(X @ net.weights[0] + net.biases[0], 0) @ net.weights[1] + net.biases[1]
+    logp = Z - Z.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    assert net.loss(X, Y, "cross_entropy") == pytest.approx(-np.mean((Y * logp).sum(1)), rel=1e-12)

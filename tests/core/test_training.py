@@ -185,6 +185,44 @@ def test_running_and_full_train_eval():
     assert all(np.isfinite(h.column("train_loss")))
 
 
+@pytest.mark.parametrize("batch_size", [4, 20])  # both leave a short last batch
+def test_running_train_eval_replays_by_hand(batch_size):
+    """mbgd, running: an epoch's loss and accuracy are those of each batch before
+    its update, in the order the run's generator drew, replayed here with the
+    public API (loss, loss_and_gradients) on a copy of the network."""
+    rng = np.random.default_rng(3)
+    X, labels = rng.normal(size=(50, 5)), rng.integers(0, 3, 50)
+    Y = np.eye(3)[labels]
+    net = MLP([5, 7, 3], activation="relu", output="softmax", init="he_normal", seed=2)
+    twin = net.copy()
+    h = fit(
+        net,
+        X,
+        Y,
+        variant="mbgd",
+        batch_size=batch_size,
+        lr=0.2,
+        epochs=3,
+        loss="cross_entropy",
+        seed=11,
+        train_eval="running",
+    )
+    replay = np.random.default_rng(11)
+    for record in h.records:
+        perm = replay.permutation(50)
+        loss = correct = 0.0
+        for i in range(0, 50, batch_size):
+            xb, yb = X[perm[i : i + batch_size]], Y[perm[i : i + batch_size]]
+            loss += twin.loss(xb, yb, "cross_entropy") * len(xb)
+            correct += np.sum(twin.predict(xb) == labels[perm[i : i + batch_size]])
+            _, w_grads, b_grads = twin.loss_and_gradients(xb, yb, "cross_entropy")
+            for p, g in zip(twin.weights + twin.biases, w_grads + b_grads, strict=True):
+                p -= 0.2 * g
+        assert record["train_loss"] == pytest.approx(loss / 50, rel=1e-10)
+        assert record["train_accuracy"] == correct / 50
+    np.testing.assert_allclose(net.weights[0], twin.weights[0], rtol=1e-10, atol=1e-12)
+
+
 def test_same_seed_gives_bit_identical_weights_and_histories():
     np.random.seed(1234)  # noqa: NPY002 - the global state must stay untouched
     global_state = np.random.get_state()[1].copy()  # noqa: NPY002
