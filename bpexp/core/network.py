@@ -41,6 +41,8 @@ from bpexp.core.init import INITIALISERS
 from bpexp.core.losses import Loss, check_targets, get_loss
 
 DTYPES = ("float32", "float64")
+#: rows per block of the forward pass's elementwise work (512 x 128 float32: 256 KiB)
+ROW_BLOCK = 512
 
 
 def _choice(kind: str, value: str, valid: Sequence[str]) -> str:
@@ -346,17 +348,26 @@ class Buffers:
         self.weights = net.weights
         self.biases = net.biases
         self.WT = [W.T for W in net.weights]
-        if net.activation == "relu":  # see relu: a zeros array is its fast path
-            self.act = [functools.partial(relu, zeros=np.zeros((m, s), dt)) for s in sizes[1:-1]]
-        else:
-            self.act = [net._activations[net.activation]] * (L - 1)
+        # A[l] holds layer l+1's activation (Z, then g(Z) in place), l < L - 1.
+        self.A = [np.empty((m, s), dt) for s in sizes[1:-1]]
+        self.AT = [a.T for a in self.A]
+        # The bias and the activation run over blocks of ROW_BLOCK rows: the
+        # activation then reads what the bias just wrote from cache, not memory.
+        rows = [slice(i, i + ROW_BLOCK) for i in range(0, m, ROW_BLOCK)]
+        act = net._activations[net.activation]
+        self.blocks = []  # per hidden layer: (block of A, its activation)
+        for a in self.A:
+            if net.activation == "relu":  # see relu: a zeros array is its fast path
+                zeros = np.zeros(a[rows[0]].shape, dt)
+                self.blocks.append(
+                    [(a[r], functools.partial(relu, zeros=zeros[: len(a[r])])) for r in rows]
+                )
+            else:
+                self.blocks.append([(a[r], act) for r in rows])
         self.deriv = [net._derivatives[net.activation]] * (L - 1)
         self.out_act = net._activations[net.output]
         self.softmax = net.output == "softmax"
         self._softmax_parts: tuple[np.ndarray, np.ndarray] | None = None
-        # A[l] holds layer l+1's activation (Z, then g(Z) in place), l < L - 1.
-        self.A = [np.empty((m, s), dt) for s in sizes[1:-1]]
-        self.AT = [a.T for a in self.A]
         self.Z_out = np.empty((m, sizes[-1]), dt)
         self.A_out = self.Z_out if net.output == "identity" else np.empty_like(self.Z_out)
         self.delta = [np.empty((m, s), dt) for s in sizes[1:]]
@@ -392,9 +403,10 @@ class Buffers:
         biases, mm = self.biases, self.mm
         for l, (W, z) in enumerate(zip(self.weights, self.A)):
             mm(a, W, out=z)
-            if biases:
-                np.add(z, biases[l], out=z)
-            self.act[l](z, z)
+            for block, act in self.blocks[l]:
+                if biases:
+                    np.add(block, biases[l], out=block)
+                act(block, block)
             a = z
         mm(a, self.weights[-1], out=self.Z_out)
         if biases:

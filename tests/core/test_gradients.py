@@ -10,6 +10,7 @@ import pytest
 from bpexp.core import HIDDEN_ACTIVATIONS, INITIALISERS, MLP, activations, check_gradients
 from bpexp.core.activations import DERIVATIVES, softmax_lse
 from bpexp.core.losses import get_loss
+from bpexp.core.network import ROW_BLOCK
 
 # (output activation, loss, number of output units)
 PAIRS = [
@@ -141,3 +142,28 @@ def test_loss_of_a_softmax_network_uses_its_log_sum_exp():
     logp = Z - Z.max(1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
     assert net.loss(X, Y, "cross_entropy") == pytest.approx(-np.mean((Y * logp).sum(1)), rel=1e-12)
+
+
+@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+def test_forward_of_many_rows_matches_the_formula(activation):
+    """Past ROW_BLOCK rows the bias and activation run block by block (the last
+    block short): the output must still be g(X @ W + b) for every row."""
+    rng = np.random.default_rng(5)
+    n = 2 * ROW_BLOCK + 37
+    X = rng.normal(size=(n, 6))
+    net = MLP([6, 9, 8, 3], activation=activation, output="identity", init="normal", seed=1)
+    for b in net.biases:
+        b[...] = rng.normal(size=b.shape)
+    g = {
+        "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+        "tanh": np.tanh,
+        "relu": lambda z: np.maximum(z, 0),
+        "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
+        "identity": lambda z: z,
+    }[activation]
+    a = X
+    for W, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
+        a = g(a @ W + b)
+    np.testing.assert_allclose(
+        net.forward(X), a @ net.weights[-1] + net.biases[-1], rtol=1e-9, atol=1e-12
+    )
