@@ -57,7 +57,9 @@ def _check_contiguous(*arrays: np.ndarray) -> None:
             raise ValueError("gemm_accumulate: operands must be C-contiguous")
 
 
-def _make_binder(fn, dtype: np.dtype, scalar) -> Binder:
+def _make_binder(fn, dtype: np.dtype) -> Binder:
+    scalar = _SYMBOLS[dtype][1]
+
     def bind(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> Callable[[float], None]:
         """``step(alpha)``: ``C += alpha * A.T @ B`` for A (k, m), B (k, n), C (m, n)."""
         (k, m), (k2, n) = A.shape, B.shape
@@ -105,7 +107,7 @@ def gemm_accumulate(dtype: str | np.dtype) -> Binder | None:
     dtype = np.dtype(dtype)
     if dtype not in _SYMBOLS or os.environ.get("BPEXP_BLAS", "").lower() == "numpy":
         return None
-    prefix, scalar = _SYMBOLS[dtype]
+    prefix = _SYMBOLS[dtype][0]
     for path in _library_paths():
         try:
             fn = getattr(ctypes.CDLL(path), f"scipy_cblas_{prefix}gemm64_")
@@ -114,7 +116,7 @@ def gemm_accumulate(dtype: str | np.dtype) -> Binder | None:
         # (order, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         # no argtypes, because the binder passes every argument as its C type
         fn.restype = None
-        bind = _make_binder(fn, dtype, scalar)
+        bind = _make_binder(fn, dtype)
         if _self_check(bind, dtype):
             return bind
     return None
