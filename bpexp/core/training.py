@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bpexp.core.activations import softmax_lse
 from bpexp.core.losses import Loss, check_targets
 from bpexp.core.network import MLP, Buffers, match_labels, n_correct
 from bpexp.core.optim import make_schedule, make_update
@@ -382,10 +383,13 @@ class _BatchTrainer:
                 step(buf.grads, lr)
         if not self.running:
             return self.evaluate()
-        As = np.empty_like(self.Zs)
-        self.net._activations[self.net.output](self.Zs, As)
+        As, lse = np.empty_like(self.Zs), None
+        if self.net.output == "softmax":  # its log-sum-exp, so the loss does not redo it
+            lse = softmax_lse(self.Zs, As)
+        else:
+            self.net._activations[self.net.output](self.Zs, As)
         return (
-            self.loss.value(self.Zs, As, self.Ys),
+            self.loss.value(self.Zs, As, self.Ys, lse),
             n_correct(As, np.take(self.labels, perm, axis=0)) / self.n,
         )
 
