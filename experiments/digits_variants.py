@@ -1,6 +1,7 @@
 """BGD vs SGD vs MBGD on scikit-learn's digits, on four x-axes.
 
-Sweep, then compare:
+The target, title and grouping are the study's own (``report:`` in
+conf/experiment/digits_variants.yaml). Sweep, then compare:
 
     python -m bpexp -m +experiment=digits_variants
     python experiments/digits_variants.py
@@ -9,11 +10,4 @@ Sweep, then compare:
 from _common import study
 
 if __name__ == "__main__":
-    study(
-        "digits_variants",
-        "digits-variants",
-        __doc__,
-        title="Digits: batch vs stochastic vs mini-batch",
-        group_by=["optimizer.variant"],
-        relative=0.1,
-    )
+    study("digits_variants")

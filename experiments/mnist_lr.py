@@ -1,6 +1,7 @@
 """Learning rate on an MNIST subset: final loss against it, and where training fails.
 
-Sweep, then compare:
+The target, title and grouping are the study's own (``report:`` in
+conf/experiment/mnist_lr.yaml). Sweep, then compare:
 
     python -m bpexp -m +experiment=mnist_lr
     python experiments/mnist_lr.py
@@ -9,11 +10,4 @@ Sweep, then compare:
 from _common import study
 
 if __name__ == "__main__":
-    study(
-        "mnist_lr",
-        "mnist-lr",
-        __doc__,
-        title="MNIST subset: the learning rate",
-        group_by=["optimizer.lr"],
-        relative=0.5,
-    )
+    study("mnist_lr")

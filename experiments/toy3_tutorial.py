@@ -1,6 +1,7 @@
 """The tutorial's 3-feature network reproduced: does every seed learn its five samples?
 
-Sweep, then compare:
+The target, title and grouping are the study's own (``report:`` in
+conf/experiment/toy3_tutorial.yaml). Sweep, then compare:
 
     python -m bpexp -m +experiment=toy3_tutorial
     python experiments/toy3_tutorial.py
@@ -9,11 +10,4 @@ Sweep, then compare:
 from _common import study
 
 if __name__ == "__main__":
-    study(
-        "toy3_tutorial",
-        "toy3-tutorial",
-        __doc__,
-        title="The 3-feature tutorial, reproduced",
-        group_by=["seed"],
-        threshold=0.01,
-    )
+    study("toy3_tutorial")

@@ -2,7 +2,8 @@
 
 A success-rate heatmap over activation x initialisation, five seeds per cell.
 
-Sweep, then compare:
+The target, title and grouping are the study's own (``report:`` in
+conf/experiment/xor_activation_init.yaml). Sweep, then compare:
 
     python -m bpexp -m +experiment=xor_activation_init
     python experiments/xor_activation_init.py
@@ -11,10 +12,4 @@ Sweep, then compare:
 from _common import study
 
 if __name__ == "__main__":
-    study(
-        "xor_activation_init",
-        "xor-activation-init",
-        __doc__,
-        title="XOR: activation x initialisation",
-        group_by=["model.activation", "model.init"],
-    )
+    study("xor_activation_init")

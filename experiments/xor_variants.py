@@ -2,7 +2,8 @@
 
 Counted in epochs, updates, samples and seconds, over learning rates and seeds.
 
-Sweep, then compare:
+The target, title and grouping are the study's own (``report:`` in
+conf/experiment/xor_variants.yaml). Sweep, then compare:
 
     python -m bpexp -m +experiment=xor_variants
     python experiments/xor_variants.py
@@ -11,10 +12,4 @@ Sweep, then compare:
 from _common import study
 
 if __name__ == "__main__":
-    study(
-        "xor_variants",
-        "xor-variants",
-        __doc__,
-        title="XOR: batch vs stochastic vs mini-batch",
-        group_by=["optimizer.variant", "optimizer.lr"],
-    )
+    study("xor_variants")

@@ -19,6 +19,7 @@ from bpexp.analysis.measures import (
     run_measures,
     summarize,
     wilson_interval,
+    with_measures,
 )
 from bpexp.analysis.runs import (
     AXES,
@@ -53,4 +54,5 @@ __all__ = [
     "summarize",
     "swept_keys",
     "wilson_interval",
+    "with_measures",
 ]

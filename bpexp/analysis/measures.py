@@ -149,6 +149,15 @@ def run_measures(
     return pd.DataFrame(rows).set_index("run_id")
 
 
+def with_measures(
+    runs: pd.DataFrame, histories: pd.DataFrame, targets: list[Target]
+) -> pd.DataFrame:
+    """``runs`` with their :func:`run_measures` (which replace the runs' own
+    ``final_loss`` and ``diverged``: the measures read every epoch)."""
+    measures = run_measures(runs, histories, targets)
+    return runs.drop(columns=[c for c in measures.columns if c in runs]).join(measures, on="run_id")
+
+
 def _one_run(run: dict, h: pd.DataFrame | None, targets: list[Target], shapes) -> dict:
     row = {"run_id": run["run_id"]}
     inf = {TO_TARGET[a]: math.inf for a in AXES}
@@ -228,17 +237,18 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
 
 
 def quantiles(values: np.ndarray) -> tuple[float, float, float]:
-    """The 25th, 50th and 75th percentiles, with infinities (failures) ranked last.
+    """The 25th, 50th and 75th percentiles, failures (infinite) included.
 
-    Linear interpolation, as :func:`numpy.quantile`, except that a quantile
-    falling in or next to the infinite tail is infinite (never NaN).
+    Each is the smallest value with at least that fraction of the runs at or
+    below it: the quantile of the runtime distribution (:func:`ecdf`) itself,
+    never an interpolation towards infinity, and never NaN.  Of a group of two
+    where one run reached the target at ``t``, the median is ``t`` and the 75th
+    percentile infinite.
     """
-    v = np.sort(np.asarray(values, dtype=float))
+    v = np.asarray(values, dtype=float)
     if v.size == 0:
         return math.nan, math.nan, math.nan
-    big = np.where(np.isinf(v), 1e300, v)
-    q = np.quantile(big, QUANTILES)
-    return tuple(math.inf if x >= 1e299 else float(x) for x in q)
+    return tuple(float(q) for q in np.quantile(v, QUANTILES, method="inverted_cdf"))
 
 
 def group_frame(table: pd.DataFrame, by: list[str]):

@@ -240,7 +240,7 @@ def lr_figure(
     colour value, points dodged sideways by a few per cent where lines coincide.
 
     ``y="time"``: the median time to target with the inter-quartile band over
-    seeds (failures infinite); a group whose median is infinite (half or more
+    seeds (failures infinite); a group whose median is infinite (more than half
     of its runs failed) is an ``x`` in a "not reached" row at the top.
     ``y="success"``: the success rate with its 95% Wilson interval.
     """

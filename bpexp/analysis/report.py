@@ -37,8 +37,8 @@ from bpexp.analysis.measures import (
     describe_targets,
     ecdf,
     parse_target,
-    run_measures,
     summarize,
+    with_measures,
 )
 from bpexp.analysis.runs import (
     AXES,
@@ -174,6 +174,21 @@ def _threshold_target(runs: pd.DataFrame) -> tuple[list[Target], str]:
     )
 
 
+def layout(runs: pd.DataFrame, settings: Settings) -> tuple[list[str], str | None, list[str]]:
+    """The groups and how figures show them: ``(by, color, facets)``.
+
+    ``by`` is every swept key (or ``settings.group_by``); lines are coloured by
+    the variant when it was swept, else by the first key; each combination of
+    the other keys gets its own panel.
+    """
+    by = settings.group_by or swept_keys(runs)
+    missing = [k for k in by if k not in runs]
+    if missing:
+        raise ReportError(f"--group-by {', '.join(missing)}: not a param of these runs")
+    color = "optimizer.variant" if "optimizer.variant" in by else (by[0] if by else None)
+    return by, color, [k for k in by if k != color]
+
+
 # ----------------------------------------------------------------- tables
 def _number(v: float, axis: str | None = None) -> str:
     if isinstance(v, float) and math.isinf(v):
@@ -245,16 +260,8 @@ def build_report(
     out = Path(out)
     runs = selection.runs
     histories = load_histories(runs, tracking_uri=selection.tracking_uri)
-    measures = run_measures(runs, histories, settings.targets)
-    table = runs.drop(columns=[c for c in measures.columns if c in runs]).join(
-        measures, on="run_id"
-    )
-    by = settings.group_by or swept_keys(runs)
-    missing = [k for k in by if k not in table]
-    if missing:
-        raise ReportError(f"--group-by {', '.join(missing)}: not a param of these runs")
-    color = "optimizer.variant" if "optimizer.variant" in by else (by[0] if by else None)
-    facets = [k for k in by if k != color]
+    table = with_measures(runs, histories, settings.targets)
+    by, color, facets = layout(runs, settings)
     summary = summarize(table, by)
     target = describe_targets(settings.targets)
     study = settings.title or runs["experiment"].iloc[0]
@@ -363,7 +370,7 @@ def _figures(out, table, histories, summary, by, color, facets, settings, study,
             ylabel=f"{AXIS_LABELS[x]} to target",
             title=(
                 f"{study}: {AXIS_LABELS[x]} to reach {target} against the learning rate "
-                "(median and IQR over seeds; x: half or more never reached it)"
+                "(median and IQR over seeds; x: more than half never reached it)"
             ),
         )
         plots.save(fig, out / "lr_time_to_target", data)
@@ -472,7 +479,7 @@ def _index(selection, settings, table, by, target, study, md, figures) -> str:
         "(a network at chance has learnt nothing, whatever loss it reached). Times to target are "
         "counted on four axes: BGD makes one update per epoch, SGD one per sample. Medians and "
         "inter-quartile ranges are over every finished run of a group, a failure counting as "
-        "never reaching the target (`not reached` when half or more failed).",
+        "never reaching the target (`not reached` when more than half failed).",
         "",
     ]
     lines += [f"> {note}" for note in [*selection.notes, *settings.notes]]
@@ -561,7 +568,10 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else default_out(selection, args.all_sweeps)
         index = build_report(selection, settings, out, log_to_parent=args.log_to_parent)
     except (NoRunsError, ReportError, ValueError) as exc:
-        print(f"bpexp.report: error: {exc}", file=sys.stderr)
+        hint = ""
+        if isinstance(exc, NoRunsError) and args.study:
+            hint = f"; run the study first: python -m bpexp -m +experiment={args.study}"
+        print(f"bpexp.report: error: {exc}{hint}", file=sys.stderr)
         return 1
     for note in selection.notes:
         print(f"note: {note}")
