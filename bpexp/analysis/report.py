@@ -116,7 +116,7 @@ def settings_for(
     where = ""
     if study is not None:
         node = dict(study_config(study).get("report") or {})
-        where = f"study {study} (conf/experiment/{study}.yaml)"
+        where = f"study {study}, conf/experiment/{study}.yaml"
     else:
         logged = {
             k[len("report.") :]: runs[k].dropna().iloc[0]
@@ -130,9 +130,9 @@ def settings_for(
             }
             where = "the study's settings logged with the runs"
     if targets:
-        parsed, source = [parse_target(t) for t in targets], "given with --target"
+        parsed, source = [parse_target(t) for t in targets], "--target"
     elif node.get("target"):
-        parsed, source = _targets_from(node["target"], where), f"from {where}"
+        parsed, source = _targets_from(node["target"], where), where
     else:
         parsed, source = _threshold_target(runs)
     stops = runs["trainer.loss_threshold"].dropna() if "trainer.loss_threshold" in runs else []
@@ -273,9 +273,10 @@ def build_report(
             work, table, histories, summary, by, color, facets, settings, study, selection
         )
         table.drop(columns=["artifact_uri"]).to_csv(work / "runs.csv", index=False)
+        summary.insert(len(by), "target", target)
         summary.to_csv(work / "summary.csv", index=False)
         md = summary_markdown(summary, by)
-        (work / "summary.md").write_text(md + "\n")
+        (work / "summary.md").write_text(f"Target: {target} (from {settings.source})\n\n{md}\n")
         (work / "index.md").write_text(
             _index(selection, settings, table, by, target, study, md, figures)
         )
@@ -474,7 +475,7 @@ def _index(selection, settings, table, by, target, study, md, figures) -> str:
         f"({', '.join(f'{v} {k}' for k, v in statuses.items())}), {seeds} seeds; "
         f"grouped by {grouped}.",
         "",
-        f"**Target: {target}** ({settings.source}). A run succeeds when it finished, reached "
+        f"**Target: {target}** (from {settings.source}). A run succeeds when it finished, reached "
         "the target, never diverged and, for a classifier, ended with an accuracy above chance "
         "(a network at chance has learnt nothing, whatever loss it reached). Times to target are "
         "counted on four axes: BGD makes one update per epoch, SGD one per sample. Medians and "

@@ -92,6 +92,8 @@ def test_success_rates_agree_with_what_each_run_logged(written, store):
     # a group that never reached the target has no time, never a NaN or a survivor's time
     assert math.isinf(summary.loc[("bgd", 0.1), "epoch_median"])
     table = (written / "summary.md").read_text()
+    assert table.startswith("Target: train_loss <= 0.01 (from the runs' trainer.loss_threshold)")
+    assert set(summary["target"]) == {"train_loss <= 0.01"}
     assert "not reached" in table and "0/2 = 0%" in table and "2/2 = 100%" in table
 
 
@@ -298,7 +300,9 @@ def test_a_study_script_writes_its_report_with_the_study_settings(study_store, t
     assert result.returncode == 0, result.stderr[-3000:]
     index = (tmp_path / "r" / "index.md").read_text()
     assert index.startswith("# XOR, batch vs stochastic vs mini-batch")
-    assert "train_loss <= 0.01** (from study xor_variants" in index
+    assert (
+        "train_loss <= 0.01** (from study xor_variants, conf/experiment/xor_variants.yaml)" in index
+    )
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
     assert len(summary) == 9 and summary["success_rate"].between(0, 1).all()
     # --log-to-parent: the report is an artifact of the sweep's parent run
