@@ -117,8 +117,8 @@ def split_stratified(
         raise ValueError(f"test_size: {test_size} leaves no training samples of the {n} {of}")
     if train_size is not None and train_size + test_size > n:
         raise ValueError(
-            f"train_size + test_size: {train_size} + {test_size} = {train_size + test_size} "
-            f"is more than the {n} {of}; lower one of them"
+            f"train_size: {train_size} is more than the {n - test_size} samples available "
+            f"(the {n} {of} less test_size {test_size}); lower train_size or test_size"
         )
     test_idx = stratified_indices(labels, test_size, rng, "test_size")
     rest = np.setdiff1d(np.arange(n), test_idx)
