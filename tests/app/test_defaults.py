@@ -8,7 +8,6 @@ while the command line and ``+experiment=`` files win over them.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -148,20 +147,11 @@ def test_mbgd_with_a_batch_of_the_whole_set_warns(tmp_path):
     assert "mbgd is bgd" in log.read_text()
 
 
-@pytest.fixture
-def t10k_root(tmp_path, shared_mnist) -> Path:
-    root = tmp_path / "mnist"
-    root.mkdir()
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        shutil.copy(shared_mnist / name, root)
-    return root
-
-
 @pytest.mark.slow
-def test_an_mnist_job_runs_offline_from_the_test_split(tmp_path, t10k_root):
+def test_an_mnist_job_runs_offline_from_the_test_split(tmp_path, t10k_only):
     result = bpexp(
         "dataset=mnist",
-        f"dataset.root={t10k_root}",
+        f"dataset.root={t10k_only}",
         "dataset.train_size=2000",
         "dataset.test_size=500",
         "trainer.epochs=2",
@@ -179,14 +169,14 @@ def test_an_mnist_job_runs_offline_from_the_test_split(tmp_path, t10k_root):
     assert (meta["train_indices"]["n"], meta["val_indices"]["n"]) == (2000, 500)
     assert meta["train_indices"]["split"] == meta["val_indices"]["split"] == "test"
     # nothing was downloaded: the training split was never asked for
-    assert not [p for p in t10k_root.iterdir() if p.name.startswith(("train", "."))]
+    assert not [p for p in t10k_only.iterdir() if p.name.startswith(("train", "."))]
 
 
 @pytest.mark.slow
-def test_test_split_sizes_that_do_not_fit_give_one_line(tmp_path, t10k_root):
+def test_test_split_sizes_that_do_not_fit_give_one_line(tmp_path, t10k_only):
     result = bpexp(
         "dataset=mnist",
-        f"dataset.root={t10k_root}",
+        f"dataset.root={t10k_only}",
         "dataset.source=test_split",
         "dataset.train_size=9000",
         "dataset.test_size=2000",

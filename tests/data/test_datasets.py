@@ -19,6 +19,7 @@ from bpexp.core import MLP, fit
 from bpexp.data import MNISTError, load_dataset
 from bpexp.data.idx import IDXError, read_idx, write_idx
 from bpexp.data.mnist import FILE_NAMES, cache_path
+from tests.conftest import T10K
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_mnist_shared_split_is_the_canonical_one(shared_mnist, tmp_path):
     # the shared copy is read-only: the loader works without writing a cache there
     root = tmp_path / "m"
     root.mkdir()
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in T10K:
         shutil.copy(shared_mnist / name, root)
         shutil.copy(shared_mnist / name, root / name.replace("t10k", "train"))
     d = load_dataset("mnist", root=root, download=False, test_size=100)
@@ -365,19 +366,6 @@ def test_mnist_784_30_10_learns_from_real_images(tmp_path, mnist_arrays):
 
 
 # ------------------------------------------------- MNIST from the test split
-T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-
-
-@pytest.fixture
-def t10k_only(tmp_path, shared_mnist) -> Path:
-    """A data root holding the two official t10k files and nothing else."""
-    root = tmp_path / "t10k"
-    root.mkdir()
-    for name in T10K:
-        shutil.copy(shared_mnist / name, root)
-    return root
-
-
 def row_indices(X: np.ndarray, images: np.ndarray) -> np.ndarray:
     """Which images of the test split the rows of X are (pixels scaled back to 0-255)."""
     where = {img.tobytes(): i for i, img in enumerate(images.reshape(len(images), -1))}
