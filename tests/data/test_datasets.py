@@ -276,7 +276,7 @@ def served(tmp_path, shared_mnist):
     holds training files, so that only the two t10k files are downloaded."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in T10K:
         shutil.copy(shared_mnist / name, mirror / name)
     root = tmp_path / "data"
     root.mkdir()
