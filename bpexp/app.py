@@ -57,6 +57,18 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
     except ValueError as exc:
         raise JobError(f"dataset {cfg.dataset.name}: {exc}") from exc
     m, o, t = cfg.model, cfg.optimizer, cfg.trainer
+    n = data.X_train.shape[0]
+    if o.variant == "mbgd" and o.batch_size >= n:
+        # one batch of every sample per epoch: the same updates as bgd
+        log.warning(
+            "optimizer.batch_size=%d >= n=%d training samples of %s: mbgd is bgd here; "
+            "set optimizer.batch_size below %d (e.g. %d) to compare mini-batches",
+            o.batch_size,
+            n,
+            cfg.dataset.name,
+            n,
+            max(1, n // 2),
+        )
     net = MLP(
         [data.n_features, *hidden_sizes(cfg), data.n_outputs],
         activation=m.activation,

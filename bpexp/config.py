@@ -24,7 +24,7 @@ from bpexp.core import (
     VARIANTS,
 )
 from bpexp.core.losses import get_loss
-from bpexp.data import DATASETS, SHAPES
+from bpexp.data import DATASETS, MNIST_SOURCES, SHAPES
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -120,6 +120,7 @@ DATASET_OPTIONS = {
     "toy3": {},
     "mnist": {
         "root": lambda c, k: _string(c, k, optional=True),
+        "source": lambda c, k: _choice(c, k, tuple(MNIST_SOURCES)),
         "train_size": lambda c, k: _integer(c, k, optional=True),
         "test_size": lambda c, k: _integer(c, k, optional=True),
         "download": _boolean,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+#: the official test split's files, as the shared folder holds them
+T10K = ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
@@ -27,3 +30,13 @@ def shared_mnist() -> Path:
             pytest.fail(f"CI needs the shared MNIST files in {SHARED_MNIST}")
         pytest.skip(f"shared MNIST files not found in {SHARED_MNIST}")
     return SHARED_MNIST
+
+
+@pytest.fixture
+def t10k_only(tmp_path, shared_mnist) -> Path:
+    """A writable data root holding the two official t10k files and nothing else."""
+    root = tmp_path / "t10k"
+    root.mkdir()
+    for name in T10K:
+        shutil.copy(shared_mnist / name, root)
+    return root

@@ -2,9 +2,9 @@
 
 - ``xor``: the 4 XOR cases (validation = the same 4); no options.
 - ``toy3``: the tutorial's 5 samples with 3 features (the third a constant 1); no options.
-- ``mnist``: real MNIST from the four IDX files, downloaded if missing; options
-  ``root``, ``train_size``, ``test_size``, ``download``, ``normalize``, ``mirrors``,
-  ``timeout``.
+- ``mnist``: real MNIST from the IDX files, downloaded if missing; options
+  ``root``, ``source`` (``auto``, ``train``, ``test_split``), ``train_size``,
+  ``test_size``, ``download``, ``normalize``, ``mirrors``, ``timeout``.
 - ``digits``: scikit-learn's 8x8 digits, offline; options ``train_size``,
   ``test_size``, ``normalize``.
 """
@@ -17,6 +17,7 @@ import numpy as np
 
 from bpexp.data.base import Dataset
 from bpexp.data.digits import load_digits
+from bpexp.data.mnist import SOURCES as MNIST_SOURCES
 from bpexp.data.mnist import MNISTError, load_mnist
 from bpexp.data.toy import toy3, xor
 
@@ -24,7 +25,7 @@ DATASETS = ("xor", "toy3", "mnist", "digits")
 #: (number of features, number of classes) of each data set, known before loading
 SHAPES = {"xor": (2, 2), "toy3": (3, 2), "mnist": (784, 10), "digits": (64, 10)}
 
-__all__ = ["DATASETS", "SHAPES", "Dataset", "MNISTError", "load_dataset"]
+__all__ = ["DATASETS", "MNIST_SOURCES", "SHAPES", "Dataset", "MNISTError", "load_dataset"]
 
 
 def load_dataset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,6 +91,59 @@ def stratified_indices(
         for c, q in zip(classes, quota, strict=True)
     ]
     return rng.permutation(np.concatenate(picked))
+
+
+def split_stratified(
+    labels: np.ndarray,
+    train_size: int | None,
+    test_size: int,
+    rng: np.random.Generator,
+    of: str = "samples",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint stratified training and held-out indices into ``labels``.
+
+    The ``test_size`` held-out indices are drawn first, then ``train_size`` of
+    the rest (all of the rest, shuffled, when ``train_size`` is None); both
+    keep each class's share to within one sample.
+
+    Raises
+    ------
+    ValueError
+        In one line, when the two sizes do not fit in the ``len(labels)``
+        samples (``of`` says which samples, for the message).
+    """
+    n = len(labels)
+    if test_size >= n:
+        raise ValueError(f"test_size: {test_size} leaves no training samples of the {n} {of}")
+    if train_size is not None and train_size + test_size > n:
+        raise ValueError(
+            f"train_size: {train_size} is more than the {n - test_size} samples available "
+            f"(the {n} {of} less test_size {test_size}); lower train_size or test_size"
+        )
+    test_idx = stratified_indices(labels, test_size, rng, "test_size")
+    rest = np.setdiff1d(np.arange(n), test_idx)
+    if train_size is None:
+        return rng.permutation(rest), test_idx
+    return rest[stratified_indices(labels[rest], train_size, rng, "train_size")], test_idx
+
+
+#: how ``indices_record`` checksums an index set (stored beside it, so a reader can redo it)
+INDEX_CHECKSUM = "sha256 of the indices as little-endian int64, in row order"
+
+
+def indices_record(indices: np.ndarray, split: str) -> dict:
+    """What to log about the rows drawn from ``split``: how many, and their checksum.
+
+    Two runs with the same checksum trained (or validated) on the same rows in
+    the same order; :data:`INDEX_CHECKSUM` says how to recompute it.
+    """
+    idx = np.asarray(indices, dtype="<i8")
+    return {
+        "split": split,
+        "n": int(idx.size),
+        "sha256": hashlib.sha256(idx.tobytes()).hexdigest(),
+        "checksum": INDEX_CHECKSUM,
+    }
 
 
 def check_size(value, what: str) -> int | None:

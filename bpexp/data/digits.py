@@ -9,7 +9,8 @@ from bpexp.data.base import (
     check_normalize,
     check_size,
     classification_dataset,
-    stratified_indices,
+    indices_record,
+    split_stratified,
 )
 
 
@@ -37,14 +38,9 @@ def load_digits(
     check_normalize(normalize)
     bunch = sk_load_digits()
     X_all, labels = bunch.data, bunch.target
-    if test_size >= len(labels):
-        raise ValueError(f"test_size: {test_size} leaves no training samples of {len(labels)}")
-    test_idx = stratified_indices(labels, test_size, rng, "test_size")
-    rest = np.setdiff1d(np.arange(len(labels)), test_idx)
-    if train_size is None:
-        train_idx = rng.permutation(rest)
-    else:
-        train_idx = rest[stratified_indices(labels[rest], train_size, rng, "train_size")]
+    train_idx, test_idx = split_stratified(
+        labels, train_size, test_size, rng, of="digits (scikit-learn's 8x8 set)"
+    )
     X_train = X_all[train_idx].astype(dtype) / 16.0
     X_val = X_all[test_idx].astype(dtype) / 16.0
     return classification_dataset(
@@ -58,4 +54,6 @@ def load_digits(
         normalize=normalize,
         source="sklearn.datasets.load_digits (UCI optical recognition of digits, 8x8)",
         validation="a stratified held-out part of the 1,797 samples",
+        train_indices=indices_record(train_idx, "all"),
+        val_indices=indices_record(test_idx, "all"),
     )

@@ -1,4 +1,4 @@
-"""MNIST from the four standard IDX files: found, downloaded, validated, cached.
+"""MNIST from the standard IDX files: found, downloaded, validated, cached.
 
 Files live in one directory (``root``): by default ``$BPEXP_DATA_DIR/mnist``,
 else ``$XDG_CACHE_HOME/bpexp/mnist`` (``~/.cache/bpexp/mnist``).  Each may be
@@ -7,14 +7,21 @@ that serves it, into a temporary name in ``root``; it is renamed into place
 only once its decompressed content matches the published MD5, so an
 interrupted or corrupt download leaves nothing a later run would trust.
 
-Decoded arrays are cached as ``mnist-decoded.npz`` beside the files (when the
-directory is writable), keyed on the files' names, sizes and modification
-times: change a file and the cache is rebuilt.
+``source`` (:data:`SOURCES`) says which split the training subset comes from:
+the official training split, or the official test split, from which the
+training and validation subsets are then drawn disjoint (only the two t10k
+files are needed).
+
+Each split's decoded arrays are cached as ``mnist-<split>.npz`` beside its
+files when the directory is writable (never in a read-only one), keyed on the
+files' names, sizes and modification times: change a file and the cache is
+rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -29,6 +36,8 @@ from bpexp.data.base import (
     check_normalize,
     check_size,
     classification_dataset,
+    indices_record,
+    split_stratified,
     stratified_indices,
 )
 from bpexp.data.idx import IDXError, parse_idx, read_bytes
@@ -50,7 +59,22 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
-CACHE_NAME = "mnist-decoded.npz"
+#: dataset.source: where a run's training and validation subsets come from
+SOURCES = {
+    "auto": "train when the training split's files are in root, else test_split when the "
+    "test split's are, else train (downloading what is missing)",
+    "train": "training: a stratified subset of the official 60,000-image training split; "
+    "validation: a stratified subset of the official 10,000-image test split",
+    "test_split": "training and validation: disjoint stratified subsets of the official "
+    "10,000-image test split",
+}
+#: what to do when files are missing, for every message that says so
+PUT_FILES = (
+    f"put the files there by hand ({', '.join(FILE_NAMES)}, .gz or not; "
+    "the two t10k files alone are enough for source=test_split)"
+)
+
+log = logging.getLogger(__name__)
 
 
 class MNISTError(ValueError):
@@ -89,12 +113,15 @@ def download(
     MNISTError
         When no mirror gave a copy whose decompressed MD5 is ``md5``.
     """
+    if root.is_dir() and not writable(root):
+        raise MNISTError(f"MNIST: {name} is not in {root}, which is read-only; {PUT_FILES}")
     root.mkdir(parents=True, exist_ok=True)
     errors = []
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{name}.gz"
-        fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".part")
             deadline = time.monotonic() + timeout
             with os.fdopen(fd, "wb") as fh, urllib.request.urlopen(url, timeout=timeout) as resp:
                 while chunk := resp.read(1 << 16):
@@ -110,11 +137,10 @@ def download(
         except (OSError, urllib.error.URLError, IDXError) as exc:
             errors.append(f"{url}: {getattr(exc, 'reason', None) or exc}")
         finally:
-            if os.path.exists(tmp):
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
     raise MNISTError(
-        f"MNIST: could not download {name}.gz into {root} ({'; '.join(errors)}); "
-        f"put the four files there by hand: {', '.join(FILE_NAMES)} (.gz or not)"
+        f"MNIST: could not download {name}.gz into {root} ({'; '.join(errors)}); {PUT_FILES}"
     )
 
 
@@ -124,31 +150,39 @@ def _fingerprint(paths: dict[str, Path]) -> str:
     )
 
 
-def _decode(paths: dict[str, Path]) -> dict[str, np.ndarray]:
-    """Parse and cross-check the four files; also their SHA-256 and canonical-ness."""
+def _decode(split: str, paths: dict[str, Path]) -> dict[str, np.ndarray]:
+    """Parse and cross-check a split's two files; also their SHA-256 and canonical-ness."""
     arrays: dict[str, np.ndarray] = {}
-    for split, kinds in FILES.items():
-        for kind, (name, ndim, md5) in kinds.items():
-            path = paths[name]
-            data = read_bytes(path)
-            arrays[f"{split}_{kind}"] = parse_idx(data, ndim, str(path))
-            arrays[f"{name}_sha256"] = np.array(hashlib.sha256(data).hexdigest())
-            arrays[f"{name}_canonical"] = np.array(hashlib.md5(data).hexdigest() == md5)
-        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        img_path, lab_path = paths[kinds["images"][0]], paths[kinds["labels"][0]]
-        if images.shape[0] != labels.shape[0]:
-            raise MNISTError(
-                f"{img_path} holds {images.shape[0]} images but {lab_path} holds "
-                f"{labels.shape[0]} labels: the files do not belong together"
-            )
-        if labels.size and labels.max() > 9:
-            raise MNISTError(f"{lab_path}: labels must be digits 0-9, found {labels.max()}")
-    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+    for kind, (name, ndim, md5) in FILES[split].items():
+        path = paths[name]
+        data = read_bytes(path)
+        arrays[kind] = parse_idx(data, ndim, str(path))
+        arrays[f"{name}_sha256"] = np.array(hashlib.sha256(data).hexdigest())
+        arrays[f"{name}_canonical"] = np.array(hashlib.md5(data).hexdigest() == md5)
+    images, labels = arrays["images"], arrays["labels"]
+    img_path, lab_path = (paths[FILES[split][kind][0]] for kind in ("images", "labels"))
+    if images.shape[0] != labels.shape[0]:
         raise MNISTError(
-            f"MNIST: train images are {arrays['train_images'].shape[1:]} pixels but test "
-            f"images are {arrays['test_images'].shape[1:]}"
+            f"{img_path} holds {images.shape[0]} images but {lab_path} holds "
+            f"{labels.shape[0]} labels: the files do not belong together"
         )
+    if labels.size and labels.max() > 9:
+        raise MNISTError(f"{lab_path}: labels must be digits 0-9, found {labels.max()}")
     return arrays
+
+
+def writable(directory: Path) -> bool:
+    """Whether bpexp may write into ``directory``.
+
+    A directory without any write permission bit counts as read-only even for
+    root, who could write there anyway: a shared, read-only data folder is
+    never written into.
+    """
+    try:
+        mode = directory.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(directory, os.W_OK)
 
 
 def _write_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -162,30 +196,36 @@ def _write_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
             os.unlink(tmp)
 
 
-def read_mnist(root: Path, *, download_missing: bool = True, mirrors=MIRRORS, timeout=60.0):
-    """The decoded arrays of the four files in ``root`` (downloading missing ones).
+def cache_path(root: Path, split: str) -> Path:
+    """Where a split's decoded arrays are cached: ``mnist-train.npz`` or ``mnist-test.npz``."""
+    return root / f"mnist-{split}.npz"
 
-    Returns a dict with ``train_images`` (n, 28, 28) uint8, ``train_labels``,
-    ``test_images``, ``test_labels``, and per file ``<name>_sha256`` and
-    ``<name>_canonical``, plus ``paths``.
+
+def read_split(
+    root: Path, split: str, *, download_missing: bool = True, mirrors=MIRRORS, timeout=60.0
+) -> dict:
+    """The decoded arrays of one split's two files in ``root`` (downloading missing ones).
+
+    Returns a dict with ``images`` (n, 28, 28) uint8, ``labels`` (n,) uint8, per
+    file ``<name>_sha256`` and ``<name>_canonical``, and ``paths``.  The arrays
+    are cached beside the files when ``root`` is writable (see :func:`writable`);
+    otherwise they are decoded afresh each time.
     """
     paths, missing = {}, []
-    for kinds in FILES.values():
-        for name, _, md5 in kinds.values():
-            found = find_file(root, name)
-            if found is None and download_missing:
-                found = download(name, root, md5, mirrors, timeout)
-            if found is None:
-                missing.append(name)
-            else:
-                paths[name] = found
+    for name, _, md5 in FILES[split].values():
+        found = find_file(root, name)
+        if found is None and download_missing:
+            found = download(name, root, md5, mirrors, timeout)
+        if found is None:
+            missing.append(name)
+        else:
+            paths[name] = found
     if missing:
         raise MNISTError(
-            f"MNIST: {', '.join(missing)} not found in {root} and downloads are off; "
-            f"put the four files there ({', '.join(FILE_NAMES)}, .gz or not), "
-            "or allow downloads (download=true)"
+            f"MNIST: {', '.join(missing)} not found in {root} and downloads are off "
+            f"(download=false); {PUT_FILES}"
         )
-    cache = root / CACHE_NAME
+    cache = cache_path(root, split)
     key = _fingerprint(paths)
     if cache.is_file():
         try:
@@ -194,16 +234,45 @@ def read_mnist(root: Path, *, download_missing: bool = True, mirrors=MIRRORS, ti
                     return {**{k: z[k] for k in z.files if k != "fingerprint"}, "paths": paths}
         except (OSError, ValueError, KeyError):
             pass  # an unreadable cache is rebuilt below
-    arrays = _decode(paths)
-    if os.access(root, os.W_OK):
-        _write_atomic_npz(cache, {**arrays, "fingerprint": np.array(key)})
+    arrays = _decode(split, paths)
+    if writable(root):
+        try:
+            _write_atomic_npz(cache, {**arrays, "fingerprint": np.array(key)})
+        except OSError as exc:  # a full disk, a read-only mount: run without the cache
+            log.debug("MNIST: not caching decoded arrays in %s (%s)", cache, exc)
     return {**arrays, "paths": paths}
+
+
+def _has_split(root: Path, split: str) -> bool:
+    return all(find_file(root, name) for name, _, _ in FILES[split].values())
+
+
+def resolve_source(source: str, root: Path) -> tuple[str, str]:
+    """The source a run uses (``train`` or ``test_split``) and why, from what ``root`` holds.
+
+    ``auto`` is ``train`` when the training split's two files are in ``root``,
+    else ``test_split`` when the test split's are, else ``train`` (the missing
+    files are then downloaded, or reported).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source: unknown {source!r}; valid: {', '.join(SOURCES)}")
+    if source != "auto":
+        return source, f"source={source} as configured"
+    if _has_split(root, "train"):
+        return "train", f"source=auto: the training split's files are in {root}"
+    if _has_split(root, "test"):
+        return "test_split", (
+            f"source=auto: only the test split's files (t10k-*) are in {root}, so the "
+            "training and validation subsets are both drawn from its 10,000 images"
+        )
+    return "train", f"source=auto: neither split's files are in {root}"
 
 
 def load_mnist(
     *,
     rng: np.random.Generator,
     root: str | os.PathLike | None = None,
+    source: str = "auto",
     train_size: int | None = None,
     test_size: int | None = None,
     download: bool = True,
@@ -219,51 +288,87 @@ def load_mnist(
     rng : numpy.random.Generator
         Draws the stratified subsets.
     root : path, optional
-        The directory holding the four files (default: :func:`default_root`).
+        The directory holding the IDX files (default: :func:`default_root`).
+    source : {"auto", "train", "test_split"}
+        Where the training subset comes from (see :data:`SOURCES`).
     train_size, test_size : int, optional
-        Stratified subsets of the training and the official test split (the
-        latter is the validation set); all samples when omitted.
+        Sizes of the stratified training and validation subsets.  With
+        ``train``: subsets of the training and of the official test split
+        (all samples when omitted).  With ``test_split``: disjoint subsets of
+        the test split, ``train_size + test_size <= 10,000`` (``train_size``
+        omitted: all that ``test_size`` leaves).
     download : bool
-        Fetch missing files from ``mirrors``.
+        Fetch missing files from ``mirrors`` (never the training split's with
+        ``test_split``).
     normalize : {"unit", "standard"}
         ``unit`` scales pixels to [0, 1]; ``standard`` then centres and scales
         each pixel by the training subset's mean and standard deviation.
+
+    The metadata records the source used, why, and for each subset the split
+    it comes from, its size and the checksum of its row indices.
     """
     train_size = check_size(train_size, "train_size")
     test_size = check_size(test_size, "test_size")
     check_normalize(normalize)
     root = Path(root).expanduser() if root is not None else default_root()
-    raw = read_mnist(root, download_missing=bool(download), mirrors=mirrors, timeout=timeout)
-
-    def subset(split: str, size: int | None, what: str):
-        images, labels = raw[f"{split}_images"], raw[f"{split}_labels"]
-        idx = (
-            np.arange(len(labels)) if size is None else stratified_indices(labels, size, rng, what)
+    source, why = resolve_source(source, root)
+    log.info("MNIST: %s", why)
+    read = {"download_missing": bool(download), "mirrors": mirrors, "timeout": timeout}
+    test = read_split(root, "test", **read)
+    if source == "test_split":
+        if test_size is None:
+            raise ValueError(
+                "test_size: null (the whole test split) leaves no training images with "
+                "source=test_split; give a number, e.g. 2000"
+            )
+        train = test
+        train_idx, val_idx = split_stratified(
+            test["labels"], train_size, test_size, rng, of="images of the test split"
         )
-        X = images[idx].reshape(len(idx), -1).astype(dtype)
-        X *= 1.0 / 255.0
-        return X, labels[idx]
+    else:
+        train = read_split(root, "train", **read)
+        if train["images"].shape[1:] != test["images"].shape[1:]:
+            raise MNISTError(
+                f"MNIST: train images are {train['images'].shape[1:]} pixels but test "
+                f"images are {test['images'].shape[1:]}"
+            )
 
-    X_train, l_train = subset("train", train_size, "train_size")
-    X_val, l_val = subset("test", test_size, "test_size")
+        def draw(labels: np.ndarray, size: int | None, what: str) -> np.ndarray:
+            if size is None:
+                return np.arange(len(labels))
+            return stratified_indices(labels, size, rng, what)
+
+        train_idx = draw(train["labels"], train_size, "train_size")
+        val_idx = draw(test["labels"], test_size, "test_size")
+
+    def rows(split: dict, idx: np.ndarray) -> np.ndarray:
+        X = split["images"][idx].reshape(len(idx), -1).astype(dtype)
+        X *= 1.0 / 255.0
+        return X
+
     files = {
         name: {
-            "path": str(raw["paths"][name]),
-            "sha256": str(raw[f"{name}_sha256"]),
-            "canonical": bool(raw[f"{name}_canonical"]),
+            "path": str(split["paths"][name]),
+            "sha256": str(split[f"{name}_sha256"]),
+            "canonical": bool(split[f"{name}_canonical"]),
         }
-        for name in FILE_NAMES
+        for split in ((test,) if train is test else (train, test))
+        for name in split["paths"]
     }
     return classification_dataset(
         "mnist",
-        X_train,
-        l_train,
-        X_val,
-        l_val,
+        rows(train, train_idx),
+        train["labels"][train_idx],
+        rows(test, val_idx),
+        test["labels"][val_idx],
         n_classes=10,
         dtype=dtype,
         normalize=normalize,
         root=str(root),
         files=files,
-        validation="a stratified subset of the official test split",
+        source=source,
+        source_reason=why,
+        validation=SOURCES[source],
+        train_indices=indices_record(train_idx, "test" if source == "test_split" else "train"),
+        val_indices=indices_record(val_idx, "test"),
     )

@@ -166,7 +166,12 @@ def test_ctrl_c_marks_the_run_killed_with_what_was_logged(tmp_path):
     uri = store_of(tmp_path)
     # create the store first, so that polling it below never races its creation
     ensure_experiment(MlflowClient(tracking_uri=uri), "bpexp", uri)
-    proc = start_bpexp("trainer.epochs=100000000", cwd=tmp_path, stderr=subprocess.PIPE)
+    proc = start_bpexp(
+        "trainer.epochs=100000000",
+        "trainer.loss_threshold=null",  # XOR's target would end it first
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     client = MlflowClient(tracking_uri=uri)
     while time.monotonic() < deadline:  # until points have been flushed once

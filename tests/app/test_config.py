@@ -104,6 +104,7 @@ def test_bad_values_give_one_line_naming_the_key(override, message):
         ("dataset.train_size=-5", "dataset.train_size: must be an integer >= 1 or null, got -5"),
         ("dataset.normalize=minmax", "dataset.normalize: must be one of unit, standard"),
         ("dataset.download=perhaps", "dataset.download: must be true or false"),
+        ("dataset.source=both", "dataset.source: must be one of auto, train, test_split"),
     ],
 )
 def test_bad_dataset_options(override, message):

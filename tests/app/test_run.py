@@ -38,7 +38,7 @@ def test_a_run_logs_params_tags_complete_curves_and_artifacts(run_in_process, st
     client = MlflowClient(tracking_uri=store)
     assert run.info.status == "FINISHED"
     p = run.data.params
-    assert p["optimizer.variant"] == "bgd" and p["optimizer.lr"] == "0.5" and p["seed"] == "3"
+    assert p["optimizer.variant"] == "bgd" and p["optimizer.lr"] == "1.0" and p["seed"] == "3"
     assert p["model.output"] == "sigmoid" and p["trainer.loss"] == "mse"  # resolved from auto
     assert p["optimizer"] == "bgd" and p["dataset"] == "xor" and p["model"] == "mlp"  # choices
     t = run.data.tags

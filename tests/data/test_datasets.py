@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import re
 import shutil
 import socket
 import threading
@@ -17,7 +18,8 @@ import pytest
 from bpexp.core import MLP, fit
 from bpexp.data import MNISTError, load_dataset
 from bpexp.data.idx import IDXError, read_idx, write_idx
-from bpexp.data.mnist import CACHE_NAME, FILE_NAMES
+from bpexp.data.mnist import FILE_NAMES, cache_path
+from tests.conftest import T10K
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,12 @@ def test_xor_and_toy3_are_the_tutorials_data():
     [
         ("cifar", {}, "unknown dataset 'cifar'; valid: xor, toy3, mnist, digits"),
         ("xor", {"train_size": 2}, "takes no options"),
-        ("mnist", {"size": 5}, "unknown option size; valid: root, train_size"),
-        ("digits", {"train_size": 5000}, "train_size: 5000 is more than"),
+        ("mnist", {"size": 5}, "unknown option size; valid: root, source, train_size"),
+        (
+            "digits",
+            {"train_size": 5000},
+            "train_size: 5000 is more than the 1437 samples available",
+        ),
         ("digits", {"train_size": 5}, "fewer than the 10 classes"),
         ("digits", {"train_size": -3}, "train_size: must be a positive integer"),
         ("digits", {"test_size": 0}, "test_size: must be a positive integer"),
@@ -67,7 +73,7 @@ def test_xor_and_toy3_are_the_tutorials_data():
     ],
 )
 def test_bad_names_and_options(name, options, match):
-    with pytest.raises(ValueError, match=match.replace("(", r"\(")) as info:
+    with pytest.raises(ValueError, match=re.escape(match)) as info:
         load_dataset(name, **options)
     assert "\n" not in str(info.value)
 
@@ -111,7 +117,7 @@ def test_mnist_shared_split_is_the_canonical_one(shared_mnist, tmp_path):
     # the shared copy is read-only: the loader works without writing a cache there
     root = tmp_path / "m"
     root.mkdir()
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in T10K:
         shutil.copy(shared_mnist / name, root)
         shutil.copy(shared_mnist / name, root / name.replace("t10k", "train"))
     d = load_dataset("mnist", root=root, download=False, test_size=100)
@@ -161,7 +167,7 @@ def test_mnist_cache_is_used_and_invalidated(tmp_path, mnist_arrays):
     images, labels = mnist_arrays
     root = write_pair(tmp_path, images, labels, 8000, True)
     first = load_dataset("mnist", root=root, download=False)
-    assert (root / CACHE_NAME).is_file()
+    assert cache_path(root, "train").is_file() and cache_path(root, "test").is_file()
     cached = load_dataset("mnist", root=root, download=False)
     assert np.array_equal(cached.X_train, first.X_train)
     # replace the training files with different ones: the cache must not be served
@@ -270,7 +276,7 @@ def served(tmp_path, shared_mnist):
     holds training files, so that only the two t10k files are downloaded."""
     mirror = tmp_path / "mirror"
     mirror.mkdir()
-    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in T10K:
         shutil.copy(shared_mnist / name, mirror / name)
     root = tmp_path / "data"
     root.mkdir()
@@ -357,3 +363,116 @@ def test_mnist_784_30_10_learns_from_real_images(tmp_path, mnist_arrays):
     )
     assert h.records[-1]["val_accuracy"] > 0.85, h.records[-1]
     assert hashlib.sha256(d.X_val.tobytes()).hexdigest()  # real data, not a stand-in
+
+
+# ------------------------------------------------- MNIST from the test split
+def row_indices(X: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """Which images of the test split the rows of X are (pixels scaled back to 0-255)."""
+    where = {img.tobytes(): i for i, img in enumerate(images.reshape(len(images), -1))}
+    assert len(where) == len(images)  # every test image is distinct: rows identify them
+    return np.array([where[r.tobytes()] for r in np.rint(X * 255).astype(np.uint8)])
+
+
+def test_mnist_test_split_subsets_are_disjoint_stratified_and_recorded(t10k_only, mnist_arrays):
+    images, labels = mnist_arrays
+    d = load_dataset(
+        "mnist", root=t10k_only, source="test_split", train_size=3000, test_size=1000, seed=5
+    )
+    assert (d.X_train.shape, d.X_val.shape) == ((3000, 784), (1000, 784))
+    train, val = row_indices(d.X_train, images), row_indices(d.X_val, images)
+    assert len(set(train)) == 3000 and len(set(val)) == 1000
+    assert not set(train) & set(val)
+    np.testing.assert_array_equal(d.y_train.argmax(axis=1), labels[train])
+    share = np.bincount(labels, minlength=10) / len(labels)
+    for idx, size in ((train, 3000), (val, 1000)):
+        assert np.all(np.abs(np.bincount(labels[idx], minlength=10) - size * share) <= 1)
+    meta = d.metadata
+    assert meta["source"] == "test_split"
+    assert set(meta["files"]) == {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+    for key, idx in (("train_indices", train), ("val_indices", val)):
+        record = meta[key]
+        assert (record["split"], record["n"]) == ("test", len(idx))
+        # the recorded checksum is the recipe it states, applied to the rows used
+        assert record["sha256"] == hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()
+    same = load_dataset(
+        "mnist", root=t10k_only, source="test_split", train_size=3000, test_size=1000, seed=5
+    )
+    assert same.metadata["train_indices"] == meta["train_indices"]
+    assert np.array_equal(same.X_val, d.X_val)
+    other = load_dataset(
+        "mnist", root=t10k_only, source="test_split", train_size=3000, test_size=1000, seed=6
+    )
+    assert other.metadata["val_indices"]["sha256"] != meta["val_indices"]["sha256"]
+
+
+def test_mnist_test_split_without_train_size_trains_on_the_rest(t10k_only):
+    d = load_dataset("mnist", root=t10k_only, source="test_split", test_size=2500, seed=0)
+    assert (len(d.X_train), len(d.X_val)) == (7500, 2500)
+
+
+def test_auto_uses_the_test_split_when_only_its_files_are_there(t10k_only, caplog):
+    # a mirror nobody serves: any download attempt (of the training files) would fail
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    with caplog.at_level("INFO", logger="bpexp"):
+        d = load_dataset(
+            "mnist", root=t10k_only, mirrors=[dead], timeout=1, train_size=800, test_size=200
+        )
+    assert d.metadata["source"] == "test_split"
+    (line,) = [r.getMessage() for r in caplog.records if "source=auto" in r.getMessage()]
+    assert str(t10k_only) in line and "t10k" in line and "test split" in line
+    assert sorted(p.name for p in t10k_only.iterdir() if "train" in p.name) == []
+
+
+def test_auto_prefers_the_training_split_when_its_files_are_there(tmp_path, mnist_arrays):
+    root = write_pair(tmp_path, *mnist_arrays, 8000, True)
+    d = load_dataset("mnist", root=root, train_size=1000, test_size=500)
+    assert d.metadata["source"] == "train"
+    assert (d.metadata["train_indices"]["split"], d.metadata["val_indices"]["split"]) == (
+        "train",
+        "test",
+    )
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (
+            {"train_size": 9000, "test_size": 2000},
+            "train_size: 9000 is more than the 8000 samples available (the 10000 images of "
+            "the test split less test_size 2000)",
+        ),
+        ({"train_size": 100, "test_size": None}, "test_size: null (the whole test split)"),
+        ({"test_size": 10000}, "test_size: 10000 leaves no training samples"),
+        ({"source": "both"}, "source: unknown 'both'; valid: auto, train, test_split"),
+    ],
+)
+def test_test_split_bad_sizes_give_one_line(t10k_only, options, match):
+    with pytest.raises(ValueError, match=re.escape(match)) as info:
+        load_dataset("mnist", root=t10k_only, **{"source": "test_split", **options})
+    assert "\n" not in str(info.value)
+
+
+def test_source_train_without_the_training_files_says_what_to_do(t10k_only):
+    with pytest.raises(MNISTError) as info:
+        load_dataset("mnist", root=t10k_only, source="train", download=False)
+    message = str(info.value)
+    assert "train-images-idx3-ubyte" in message and "source=test_split" in message
+    assert "\n" not in message
+
+
+def test_a_read_only_root_is_read_but_never_written(t10k_only):
+    # like ../shared/data/mnist: no write permission bits (root could write anyway)
+    t10k_only.chmod(0o555)
+    try:
+        d = load_dataset("mnist", root=t10k_only, test_size=500, seed=0)
+        assert d.metadata["source"] == "test_split" and len(d.X_train) == 9500
+        assert sorted(p.name for p in t10k_only.iterdir()) == sorted(T10K)
+        with pytest.raises(MNISTError, match="read-only") as info:
+            load_dataset("mnist", root=t10k_only, source="train")
+        assert "\n" not in str(info.value)
+    finally:
+        t10k_only.chmod(0o755)
+    load_dataset("mnist", root=t10k_only, test_size=500, seed=0)
+    assert cache_path(t10k_only, "test").is_file()  # writable again: cached
