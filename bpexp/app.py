@@ -101,12 +101,14 @@ def _progress(cfg: DictConfig, multirun: bool) -> _Bar | _ProgressLog | None:
 
 def _announce_job(parent: dict, num: int, name: str) -> None:
     """Log ``job N of M`` as a sweep's job starts, and the sweep's time left once
-    a job has ended (the rate of the jobs so far, whichever ran in parallel)."""
+    a job has ended: at the rate jobs have ended since the first of them started,
+    which counts parallel jobs and leaves out the sweep's set-up (Hydra composes
+    every job's config before the first starts)."""
     total = parent.get("jobs")
     line = f"job {num + 1}" + (f" of {total}" if total else "") + f": {name}"
-    ended = tracking.jobs_ended(parent["sweep_dir"])
-    if total and ended and "started" in parent:
-        elapsed = time.time() - parent["started"]
+    ended, first_start = tracking.jobs_ended(parent["sweep_dir"])
+    if total and ended:
+        elapsed = time.time() - first_start
         left = elapsed / ended * max(total - ended, 0)
         took, left = tracking.duration(elapsed), tracking.duration(left)
         line += f" ({ended} ended in {took}, about {left} left)"
@@ -238,6 +240,7 @@ def run_job(cfg: DictConfig) -> float:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    started = time.time()
     try:
         return run_job(cfg)
     except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
@@ -250,7 +253,7 @@ def _hydra_main(cfg: DictConfig) -> float:
     finally:
         hc = HydraConfig.get()
         if hc.mode == RunMode.MULTIRUN:
-            tracking.note_job_ended(hc.sweep.dir)
+            tracking.note_job_ended(hc.sweep.dir, started)
 
 
 def main() -> None:

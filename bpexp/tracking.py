@@ -889,7 +889,6 @@ class SweepCallback(Callback):
                 "sweep_dir": str(sweep_dir.resolve()),
                 "swept": swept,
                 "jobs": jobs,
-                "started": time.time(),
             }
             ACTIVE_PARENT = record
         except Exception as exc:
@@ -991,19 +990,23 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def note_job_ended(sweep_dir: str | Path) -> None:
-    """Count one more ended job of the sweep (finished or not), for :func:`jobs_ended`.
+def note_job_ended(sweep_dir: str | Path, started: float) -> None:
+    """Record that a job of the sweep, started at ``started`` (``time.time()``), has
+    ended (finished or not), for :func:`jobs_ended`.
 
     A line appended in one ``write`` per job: jobs in parallel workers, or on
     other nodes of a shared file system, each add theirs.
     """
     with open(Path(sweep_dir) / ENDED_FILE, "a") as fh:
-        fh.write(f"{os.getpid()}\n")
+        fh.write(f"{started:.3f} {time.time():.3f}\n")
 
 
-def jobs_ended(sweep_dir: str | Path) -> int:
-    """How many jobs of the sweep have ended so far."""
+def jobs_ended(sweep_dir: str | Path) -> tuple[int, float | None]:
+    """How many jobs of the sweep have ended so far, and when the first of them
+    started (None before any ended)."""
     try:
-        return (Path(sweep_dir) / ENDED_FILE).read_text().count("\n")
+        lines = (Path(sweep_dir) / ENDED_FILE).read_text().splitlines()
     except OSError:
-        return 0
+        return 0, None
+    starts = [float(line.split()[0]) for line in lines if line.strip()]
+    return len(starts), min(starts, default=None)
