@@ -62,15 +62,17 @@ class _ProgressLog:
         self.epochs = cfg.trainer.epochs
         self.every = cfg.trainer.progress_every
         self.bound = "at most" if cfg.trainer.loss_threshold is not None else "about"
-        self.start = self.due = math.inf
+        self.start, self.due = math.inf, -math.inf
 
     def __call__(self, record: dict) -> None:
         now = time.monotonic()
+        if now < self.due:  # every epoch but one in thousands: keep it cheap
+            return
         epoch = record["epoch"]
+        self.due = now + self.every
         if epoch == 0:  # fit's call before the first epoch: the clock starts
-            self.start, self.due = now, now + self.every
-        elif now >= self.due:
-            self.due = now + self.every
+            self.start = now
+        else:
             elapsed = now - self.start
             log.info(
                 "epoch %d of %d, train loss %.4g, %s elapsed, %s %s left",

@@ -997,8 +997,11 @@ def note_job_ended(sweep_dir: str | Path, started: float) -> None:
     A line appended in one ``write`` per job: jobs in parallel workers, or on
     other nodes of a shared file system, each add theirs.
     """
-    with open(Path(sweep_dir) / ENDED_FILE, "a") as fh:
-        fh.write(f"{started:.3f} {time.time():.3f}\n")
+    try:
+        with open(Path(sweep_dir) / ENDED_FILE, "a") as fh:
+            fh.write(f"{started:.3f} {time.time():.3f}\n")
+    except OSError as exc:  # only the estimate of the time left needs it
+        log.warning("could not note the job's end in %s: %s", sweep_dir, exc)
 
 
 def jobs_ended(sweep_dir: str | Path) -> tuple[int, float | None]:
