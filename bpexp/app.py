@@ -31,16 +31,90 @@ log = logging.getLogger("bpexp")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
-def _progress(cfg: DictConfig, multirun: bool):
-    """A tqdm bar on an interactive terminal for a single run (``trainer.progress``)."""
-    show = cfg.trainer.progress
-    if show == "auto":
-        show = not multirun and sys.stderr.isatty()
-    if not show:
-        return None
-    from tqdm.auto import tqdm
+class _Bar:
+    """A tqdm bar of the epochs, with the training loss every 50 epochs."""
 
-    return tqdm(total=cfg.trainer.epochs, unit="epoch", desc=cfg.dataset.name, leave=True)
+    def __init__(self, cfg: DictConfig) -> None:
+        from tqdm.auto import tqdm
+
+        self.epochs = cfg.trainer.epochs
+        self.bar = tqdm(total=self.epochs, unit="epoch", desc=cfg.dataset.name, leave=True)
+
+    def __call__(self, record: dict) -> None:
+        if record["epoch"]:
+            self.bar.update(1)
+            if record["epoch"] % 50 == 0 or record["epoch"] == self.epochs:
+                self.bar.set_postfix_str(f"loss={record['train_loss']:.4g}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _ProgressLog:
+    """A log line every ``trainer.progress_every`` seconds of training: the epoch,
+    the training loss, the time elapsed and left.  A shorter run logs none.
+
+    The time left assumes the remaining epochs cost what the past ones did; with
+    a ``loss_threshold`` the run may stop sooner, so it is an upper bound.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.epochs = cfg.trainer.epochs
+        self.every = cfg.trainer.progress_every
+        self.bound = "at most" if cfg.trainer.loss_threshold is not None else "about"
+        self.start, self.due = math.inf, -math.inf
+
+    def __call__(self, record: dict) -> None:
+        now = time.monotonic()
+        if now < self.due:  # every epoch but one in thousands: keep it cheap
+            return
+        epoch = record["epoch"]
+        self.due = now + self.every
+        if epoch == 0:  # fit's call before the first epoch: the clock starts
+            self.start = now
+        else:
+            elapsed = now - self.start
+            log.info(
+                "epoch %d of %d, train loss %.4g, %s elapsed, %s %s left",
+                epoch,
+                self.epochs,
+                record["train_loss"],
+                tracking.duration(elapsed),
+                self.bound,
+                tracking.duration(elapsed / epoch * (self.epochs - epoch)),
+            )
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(cfg: DictConfig, multirun: bool) -> _Bar | _ProgressLog | None:
+    """How training reports its progress (``trainer.progress``): ``auto`` draws a
+    bar for a single run on an interactive terminal, and logs a line every
+    ``trainer.progress_every`` seconds otherwise (a sweep's jobs, a run whose
+    output goes to a file); ``true`` always draws the bar; ``false``: neither."""
+    show = cfg.trainer.progress
+    if show is False:
+        return None
+    if show is True or (not multirun and sys.stderr.isatty()):
+        return _Bar(cfg)
+    return _ProgressLog(cfg)
+
+
+def _announce_job(parent: dict, num: int, name: str) -> None:
+    """Log ``job N of M`` as a sweep's job starts, and the sweep's time left once
+    a job has ended: at the rate jobs have ended since the first of them started,
+    which counts parallel jobs and leaves out the sweep's set-up (Hydra composes
+    every job's config before the first starts)."""
+    total = parent.get("jobs")
+    line = f"job {num + 1}" + (f" of {total}" if total else "") + f": {name}"
+    ended, first_start = tracking.jobs_ended(parent["sweep_dir"])
+    if total and ended:
+        elapsed = time.time() - first_start
+        left = elapsed / ended * max(total - ended, 0)
+        took, left = tracking.duration(elapsed), tracking.duration(left)
+        line += f" ({ended} ended in {took}, about {left} left)"
+    log.info("%s", line)
 
 
 def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
@@ -129,7 +203,11 @@ def run_job(cfg: DictConfig) -> float:
         for group, choice in hc.runtime.choices.items()
         if choice is not None and not group.startswith("hydra/")
     }
-    run_name = hc.job.override_dirname or (f"job {hc.job.num}" if multirun else "run")
+    overrides = list(hc.overrides.task)
+    swept = parent.get("swept") if multirun else None
+    run_name = tracking.run_name(overrides, swept) or (f"job {hc.job.num}" if multirun else "run")
+    if multirun:
+        _announce_job(parent, hc.job.num, run_name)
     tracker = tracking.RunTracker(
         cfg,
         run_name=run_name,
@@ -139,22 +217,19 @@ def run_job(cfg: DictConfig) -> float:
         extra_params=choices,
     )
     with tracker.guard():
-        bar = _progress(cfg, multirun)
+        progress = _progress(cfg, multirun)
         callback = tracker.on_epoch
-        if bar is not None:
+        if progress is not None:
 
             def callback(record: dict) -> None:
                 tracker.on_epoch(record)
-                if record["epoch"]:
-                    bar.update(1)
-                    if record["epoch"] % 50 == 0 or record["epoch"] == cfg.trainer.epochs:
-                        bar.set_postfix_str(f"loss={record['train_loss']:.4g}", refresh=False)
+                progress(record)
 
         try:
             data, net, history, wall = train(cfg, callback)
         finally:
-            if bar is not None:
-                bar.close()
+            if progress is not None:
+                progress.close()
         summary = tracker.finish(history, net, data.metadata, wall)
     log.info(
         "run %s: %s, loss %.4g -> %.4g in %d epochs (%s), training %.2f s",
@@ -166,12 +241,20 @@ def run_job(cfg: DictConfig) -> float:
         history.stop_reason,
         wall,
     )
+    if not multirun:  # a sweep's jobs are found from its parent (see main)
+        route = f"experiments/{tracker.experiment_id}/runs/{tracker.run_id}"
+        ui = tracking.ui_lines(tracker.uri, route)
+        if len(ui) == 1:
+            log.info("the run in the MLflow UI: %s", ui[0])
+        elif ui:
+            log.info("browse the run: %s, %s", *ui)
     final = history.final_loss
     return final if math.isfinite(final) else math.inf
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
+    started = time.time()
     try:
         return run_job(cfg)
     except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
@@ -181,6 +264,10 @@ def _hydra_main(cfg: DictConfig) -> float:
     except Exception:
         log.exception("job failed")
         raise
+    finally:
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            tracking.note_job_ended(hc.sweep.dir, started)
 
 
 def main() -> None:
@@ -198,16 +285,21 @@ def main() -> None:
     now = datetime.now()
     os.environ["BPEXP_STAMP"] = f"{now:%Y-%m-%d}/{now:%H-%M-%S}-{secrets.token_hex(3)}"
     os.environ.pop("BPEXP_GIT_COMMIT", None)
+    tracking.mask_passwords()  # Hydra prints each job's overrides: tracking.uri too
     # MLflow's HTTP client retries 7 times with exponential back-off by default
     # (minutes); bpexp checks the server up front, so keep in-run retries short
     for key, value in (
         ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
         ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
         ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30"),
+        # MLflow's own "View run/experiment at" lines, two per run, link the
+        # experiment to its Traces page: bpexp says where the runs are instead
+        ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true"),
     ):
         os.environ.setdefault(key, value)
     tracking.git_commit()
     status = "FAILED"
+    started = time.monotonic()
     try:
         _hydra_main()
         status = "FINISHED"
@@ -219,3 +311,23 @@ def main() -> None:
         raise
     finally:
         tracking.close_parent(status)
+        _say_where_the_sweep_is(time.monotonic() - started)
+
+
+def _say_where_the_sweep_is(seconds: float) -> None:
+    """Print, once a sweep has ended, its parent run, UI link and report command on
+    stderr, and keep them in ``SWEEP_DIR/sweep.log``.
+
+    Not through logging: after the basic launcher's jobs, the logging handlers
+    are the last job's (its log file).
+    """
+    record, tracking.ENDED_PARENT = tracking.ENDED_PARENT, None
+    if record is None:
+        return
+    lines = [f"bpexp: {line}" for line in tracking.sweep_summary(record, seconds)]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    try:
+        with open(Path(record["sweep_dir"]) / "sweep.log", "a") as fh:
+            fh.write(f"{datetime.now():%Y-%m-%d %H:%M:%S}\n" + "\n".join(lines) + "\n")
+    except OSError as exc:
+        print(f"bpexp: could not write sweep.log: {exc}", file=sys.stderr)

@@ -207,6 +207,7 @@ def validate(cfg: DictConfig) -> None:
     progress = _get(cfg, "trainer.progress")
     if progress not in (True, False, "auto"):
         _fail("trainer.progress", "must be true, false or auto", progress)
+    _number(cfg, "trainer.progress_every", lo=0)
 
     _string(cfg, "tracking.uri", optional=True)
     _string(cfg, "tracking.experiment")

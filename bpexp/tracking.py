@@ -21,6 +21,8 @@ import json
 import logging
 import math
 import os
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -62,6 +64,99 @@ HISTORY_KEYS = (
 
 
 # ------------------------------------------------------------------ the store
+#: ``scheme://user:PASSWORD@``: the password part of a URI's user information,
+#: also as Hydra shows overrides (``http\://user\:PASSWORD@``, doubled in reprs)
+_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*\\*://[^\s/:@\\]+\\*:)[^\s/@]+@")
+#: ``scheme://user[:password]@``: all of a URI's user information
+_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@]+@")
+#: the port ``mlflow ui`` is told to use in the commands bpexp prints
+UI_PORT = 5000
+
+
+def masked(text: str) -> str:
+    """``text`` with the password of every URI in it replaced by ``***``.
+
+    ``http://user:secret@host:5000`` becomes ``http://user:***@host:5000``; a
+    URI without a password is returned as it is.
+    """
+    return _PASSWORD.sub(r"\1***@", text)
+
+
+def _without_userinfo(uri: str) -> str:
+    """``uri`` without its ``user:password@`` part."""
+    return _USERINFO.sub(r"\1", uri)
+
+
+def _mask_log_record(factory):
+    def make(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        message = record.getMessage()
+        if "@" in message:
+            record.msg, record.args = masked(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = masked("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_text = record.exc_text.rstrip("\n")
+        return record
+
+    make.bpexp_masks = True
+    return make
+
+
+class _MaskedStream:
+    """A text stream that masks URI passwords in what is written to it."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(masked(text) if "@" in text else text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def mask_passwords() -> None:
+    """Mask URI passwords (:func:`masked`) in this process's log records and in
+    all it prints on stdout and stderr.  Idempotent.
+
+    Hydra logs each job's overrides (``tracking.uri=http://user:secret@...``)
+    and writes a failed job's overrides to stderr itself: a log-record factory
+    reaches every record (log files too), whatever handlers Hydra configures
+    later, and the wrapped streams what is written to them directly.
+    """
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "bpexp_masks", False):
+        logging.setLogRecordFactory(_mask_log_record(factory))
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _MaskedStream):
+            setattr(sys, name, _MaskedStream(stream))
+
+
+def ui_lines(uri: str, route: str) -> list[str]:
+    """Where to see ``route`` (e.g. ``experiments/1/runs``) of the store ``uri`` in
+    the MLflow UI: its URL for a tracking server; for a database, the command that
+    starts the UI on it and the URL then.
+
+    The UI is a hash-routed single-page app: ``#/experiments/ID`` alone opens
+    an experiment on its GenAI "Traces" tab in MLflow 3, ``#/experiments/ID/runs``
+    on its runs table.  Passwords are masked in the command and left out of URLs
+    (the browser asks for them).
+    """
+    if uri.startswith(("http://", "https://")):
+        return [f"{_without_userinfo(uri).rstrip('/')}/#/{route}"]
+    if uri.startswith("databricks"):
+        return []
+    return [
+        f"mlflow ui --backend-store-uri {shlex.quote(masked(uri))} --port {UI_PORT}",
+        f"then open http://127.0.0.1:{UI_PORT}/#/{route}",
+    ]
+
+
 def launch_dir() -> Path:
     """The directory the command was run in (set once by the launching process)."""
     return Path(os.environ.get("BPEXP_LAUNCH_DIR") or os.getcwd())
@@ -98,11 +193,20 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
     """
     if not uri.startswith(("http://", "https://")):
         return
+    import base64
     import urllib.error
     import urllib.request
+    from urllib.parse import unquote, urlsplit
 
+    # urllib takes no user:password in a URL (MLflow's client sends it as basic auth)
+    parts = urlsplit(uri)
+    request = urllib.request.Request(f"{_without_userinfo(uri).rstrip('/')}/health")
+    if parts.username is not None:
+        user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        token = base64.b64encode(user_pass.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             if r.status == 200:
                 return
             reason = f"HTTP {r.status}"
@@ -111,7 +215,7 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
     except (OSError, ValueError) as exc:
         reason = str(getattr(exc, "reason", None) or exc)
     raise TrackingUnavailable(
-        f"tracking server {uri} is unreachable ({reason}); start it "
+        f"tracking server {masked(uri)} is unreachable ({masked(reason)}); start it "
         "(python -m bpexp.server ...) or choose another tracking.uri"
     )
 
@@ -387,6 +491,7 @@ class RunTracker:
         self.keys = [k for k in HISTORY_KEYS if not (k == "lr" and constant_lr)]
         self.last_flush = time.monotonic()
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpexp-tracking")
         self._futures: list[Future] = []
         flat = {**flatten(cfg), **(extra_params or {})}
@@ -423,7 +528,7 @@ class RunTracker:
         if experiment_id is None:
             experiment_id = ensure_experiment(self.client, self.cfg.tracking.experiment, self.uri)
         run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
-        self.run_id = run.info.run_id
+        self.experiment_id, self.run_id = experiment_id, run.info.run_id
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i : i + 100])
 
@@ -537,9 +642,11 @@ class RunTracker:
             (self.output_dir / SYNC_FILE).write_text(json.dumps(info, indent=2))
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise JobError(
-                f"tracking to {self.uri} failed ({first}); the run's results are kept in "
-                f"{out} (history.csv, weights.npz, config.yaml); log them when the server "
-                f"is back: python -m bpexp.sync {self.output_dir}"
+                masked(
+                    f"tracking to {self.uri} failed ({first}); the run's results are kept in "
+                    f"{out} (history.csv, weights.npz, config.yaml); log them when the server "
+                    f"is back: python -m bpexp.sync {self.output_dir}"
+                )
             ) from exc
         self.close()
         return summary
@@ -608,6 +715,79 @@ class RunTracker:
 # ------------------------------------------------------------------ sweeps
 #: the parent run this process created for its multirun, for main() to close
 ACTIVE_PARENT: dict | None = None
+#: the parent record once closed, with its final ``status`` (None if it could not be)
+ENDED_PARENT: dict | None = None
+#: one line appended per job that ended, in the sweep directory (for the time left)
+ENDED_FILE = ".bpexp-ended"
+#: MLflow keeps at most this many characters of a run name
+RUN_NAME_MAX = 250
+
+
+def _override_key(text: str) -> str:
+    """The key of an override as typed: ``+experiment=x`` -> ``experiment``."""
+    return text.split("=", 1)[0].lstrip("+~")
+
+
+def sweep_plan(config: DictConfig) -> tuple[list[str], int | None]:
+    """A multirun's swept keys (those given several values, in Hydra's order) and
+    its number of jobs (None when the sweeper does not say).
+
+    The values come from ``hydra.sweeper.params`` and the command line, which
+    replaces a key the file also sweeps, as the basic sweeper combines them.
+    A sweep over a range (``interval(...)``, for the Optuna sweeper) is swept;
+    its number of jobs is ``hydra.sweeper.n_trials``.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = config.hydra.sweeper
+    params = sweeper.get("params") or {}
+    texts = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    # the config loader expands glob(...) into the group's options
+    hydra_ = GlobalHydra.instance()
+    loader = hydra_.config_loader() if hydra_.is_initialized() else None
+    sizes: dict[str, int | None] = {}
+    for override in OverridesParser.create(config_loader=loader).parse_overrides(texts):
+        if not override.is_sweep_override():
+            sizes[override.key_or_group] = 1
+        elif override.is_discrete_sweep():
+            sizes[override.key_or_group] = len(list(override.sweep_string_iterator()))
+        else:
+            sizes[override.key_or_group] = None
+    swept = [k for k, n in sizes.items() if n != 1]
+    if "BasicSweeper" in str(sweeper.get("_target_", "")):
+        return swept, math.prod(sizes.values())
+    trials = sweeper.get("n_trials")
+    return swept, trials if isinstance(trials, int) else None
+
+
+def study_of(config: DictConfig) -> str:
+    """The study a run or sweep belongs to: the ``+experiment=`` config chosen,
+    else the MLflow experiment's name."""
+    choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
+    return str(choices.get("experiment") or config.tracking.experiment)
+
+
+def parent_run_name(study: str, swept: list[str], jobs: int | None) -> str:
+    """``xor_variants: optimizer x optimizer.lr x seed (45 jobs)``."""
+    count = "" if jobs is None else f"{jobs} job{'s' if jobs != 1 else ''}"
+    if not swept:
+        return f"{study}: {count or 'sweep'}"
+    axes = " x ".join(swept)
+    return (f"{study}: {axes} ({count})" if count else f"{study}: {axes}")[:RUN_NAME_MAX]
+
+
+def run_name(overrides: list[str], swept: list[str] | None = None) -> str | None:
+    """A run's name from its Hydra overrides: in a sweep, the values of the
+    swept keys (``optimizer=sgd optimizer.lr=0.5 seed=3``); otherwise every
+    override but ``tracking.*``, which may hold a server's password.  None when
+    nothing is left.
+    """
+    if swept:
+        kept = [o for o in overrides if _override_key(o) in swept]
+    else:
+        kept = [o for o in overrides if not _override_key(o).startswith("tracking.")]
+    return " ".join(kept)[:RUN_NAME_MAX] or None
 
 
 def read_parent(sweep_dir: str | Path) -> dict:
@@ -683,11 +863,19 @@ class SweepCallback(Callback):
             client = client_for(uri)
             experiment_id = ensure_experiment(client, config.tracking.experiment, uri)
             overrides = " ".join(config.hydra.overrides.task)
-            name = f"sweep {sweep_dir.relative_to(sweep_dir.parent.parent)}"
+            try:
+                swept, jobs = sweep_plan(config)
+            except Exception as exc:  # a name is not worth failing the sweep for
+                log.warning("bpexp: could not tell what the sweep sweeps: %s", exc)
+                swept, jobs = [], None
+            study = study_of(config)
+            name = parent_run_name(study, swept, jobs)
             tags = {
                 "bpexp.role": "sweep",
                 "bpexp.sweep_dir": str(sweep_dir.resolve()),
-                "bpexp.overrides": overrides[:5000],
+                "bpexp.overrides": masked(overrides)[:5000],
+                "bpexp.study": study,
+                "bpexp.swept": ",".join(swept),
                 "mlflow.source.name": "bpexp",
             }
             if commit := git_commit():
@@ -697,7 +885,10 @@ class SweepCallback(Callback):
                 "tracking_uri": uri,
                 "experiment_id": experiment_id,
                 "run_id": run.info.run_id,
+                "run_name": name,
                 "sweep_dir": str(sweep_dir.resolve()),
+                "swept": swept,
+                "jobs": jobs,
             }
             ACTIVE_PARENT = record
         except Exception as exc:
@@ -712,13 +903,18 @@ class SweepCallback(Callback):
 
 
 def close_parent(status: str) -> None:
-    """End this process's parent run with ``status`` (idempotent); see :func:`end_parent`."""
-    global ACTIVE_PARENT
+    """End this process's parent run with ``status`` (idempotent); see :func:`end_parent`.
+
+    The record, with the status set, is kept in :data:`ENDED_PARENT` for
+    :func:`sweep_summary`.
+    """
+    global ACTIVE_PARENT, ENDED_PARENT
     if ACTIVE_PARENT is None:
         return
     record, ACTIVE_PARENT = ACTIVE_PARENT, None
+    ENDED_PARENT = {**record, "status": None}
     try:
-        end_parent(record, status)
+        ENDED_PARENT["status"] = end_parent(record, status)
     except Exception as exc:
         log.error(
             "bpexp: could not close the sweep's parent run %s (%s); when the tracking store "
@@ -745,3 +941,75 @@ def end_parent(record: dict, status: str, tracking_uri: str | None = None) -> st
             status = "FAILED"
     client.set_terminated(record["run_id"], status)
     return status
+
+
+def report_command(record: dict) -> str:
+    """The command that reports on the sweep of parent ``record``, as a user types it.
+
+    ``--tracking-uri`` only when the sweep's store is not the one the report
+    finds by default (run from the same directory); its password masked.
+    """
+    command = f"python -m bpexp.report --parent {record['run_id']}"
+    uri = record["tracking_uri"]
+    if uri != resolve_tracking_uri(None):
+        command += f" --tracking-uri {shlex.quote(masked(uri))}"
+    return command
+
+
+def sweep_summary(record: dict, seconds: float | None = None) -> list[str]:
+    """What a sweep's launching process says at its end: the parent run's id, name
+    and final status, where its runs are in the MLflow UI, and its report command."""
+    status = record.get("status") or "not closed (see the error above)"
+    took = "" if seconds is None else f" in {duration(seconds)}"
+    uri = record["tracking_uri"]
+    route = f"experiments/{record['experiment_id']}/runs"
+    lines = [
+        f'sweep "{record.get("run_name", "")}" {status}{took}',
+        f"parent run: {record['run_id']}",
+    ]
+    ui = ui_lines(uri, route)
+    if len(ui) == 1:
+        lines.append(f"its runs in the MLflow UI: {ui[0]}")
+    elif ui:
+        lines += [f"browse its runs: {ui[0]}", f"  {ui[1]}"]
+    lines.append(f"its report: {report_command(record)}")
+    if masked(uri) != uri:
+        lines.append("  (*** stands for the password in tracking.uri)")
+    return lines
+
+
+def duration(seconds: float) -> str:
+    """``0.4 s``, ``18 s``, ``2 min 05 s``, ``1 h 02 min``: a time span for a person to read."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0):.1f} s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def note_job_ended(sweep_dir: str | Path, started: float) -> None:
+    """Record that a job of the sweep, started at ``started`` (``time.time()``), has
+    ended (finished or not), for :func:`jobs_ended`.
+
+    A line appended in one ``write`` per job: jobs in parallel workers, or on
+    other nodes of a shared file system, each add theirs.
+    """
+    try:
+        with open(Path(sweep_dir) / ENDED_FILE, "a") as fh:
+            fh.write(f"{started:.3f} {time.time():.3f}\n")
+    except OSError as exc:  # only the estimate of the time left needs it
+        log.warning("could not note the job's end in %s: %s", sweep_dir, exc)
+
+
+def jobs_ended(sweep_dir: str | Path) -> tuple[int, float | None]:
+    """How many jobs of the sweep have ended so far, and when the first of them
+    started (None before any ended)."""
+    try:
+        lines = (Path(sweep_dir) / ENDED_FILE).read_text().splitlines()
+    except OSError:
+        return 0, None
+    starts = [float(line.split()[0]) for line in lines if line.strip()]
+    return len(starts), min(starts, default=None)

@@ -108,6 +108,8 @@ def test_a_submitit_local_sweep(tmp_path):
     assert len(parents) == 1 and len(children) == 3
     assert all(r.info.status == "FINISHED" for r in found)
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    # the launching process says where the sweep is, as with the other launchers
+    assert f"bpexp: parent run: {parents[0].info.run_id}\n" in result.stderr
 
 
 # ------------------------------------------------------- failure rules
