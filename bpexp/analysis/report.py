@@ -243,7 +243,7 @@ def _slug(text: str) -> str:
 
 def default_out(selection: Selection, all_sweeps: bool = False) -> Path:
     """``reports/<experiment>/<sweep>``: one directory per sweep report."""
-    experiment = _slug(selection.runs["experiment"].iloc[0])
+    experiment = _slug(selection.runs["experiment_name"].iloc[0])
     if all_sweeps or len(selection.parents) != 1:
         return REPORTS_DIR / experiment / "all-runs"
     return REPORTS_DIR / experiment / selection.parents[0][:8]
@@ -264,7 +264,7 @@ def build_report(
     by, color, facets = layout(runs, settings)
     summary = summarize(table, by)
     target = describe_targets(settings.targets)
-    study = settings.title or runs["experiment"].iloc[0]
+    study = settings.title or runs["experiment_name"].iloc[0]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
