@@ -185,8 +185,14 @@ def layout(runs: pd.DataFrame, settings: Settings) -> tuple[list[str], str | Non
     missing = [k for k in by if k not in runs]
     if missing:
         raise ReportError(f"--group-by {', '.join(missing)}: not a param of these runs")
-    color = "optimizer.variant" if "optimizer.variant" in by else (by[0] if by else None)
-    return by, color, [k for k in by if k != color]
+    return (by, *layout_of(by))
+
+
+def layout_of(keys: list[str]) -> tuple[str | None, list[str]]:
+    """``(color, facets)`` for ``keys``: the variant colours the lines when it is
+    among them, else the first key; the others get a panel each."""
+    color = "optimizer.variant" if "optimizer.variant" in keys else (keys[0] if keys else None)
+    return color, [k for k in keys if k != color]
 
 
 # ----------------------------------------------------------------- tables
@@ -357,7 +363,8 @@ def _figures(out, table, histories, summary, by, color, facets, settings, study,
             )
     lr = "optimizer.lr"
     if lr in by and table[lr].nunique() > 1:
-        lr_facets = [k for k in facets if k != lr]
+        # the learning rate is the x-axis: lines and panels are the other swept keys
+        lr_color, lr_facets = layout_of([k for k in by if k != lr])
         x = settings.x
         data = summary[[*by, "runs", f"{x}_q25", f"{x}_median", f"{x}_q75"]].rename(
             columns={f"{x}_q25": "q25", f"{x}_median": "median", f"{x}_q75": "q75"}
@@ -366,7 +373,7 @@ def _figures(out, table, histories, summary, by, color, facets, settings, study,
             data,
             lr=lr,
             y="time",
-            color=color,
+            color=lr_color,
             facets=lr_facets,
             ylabel=f"{AXIS_LABELS[x]} to target",
             title=(
@@ -389,7 +396,7 @@ def _figures(out, table, histories, summary, by, color, facets, settings, study,
             data,
             lr=lr,
             y="success",
-            color=color,
+            color=lr_color,
             facets=lr_facets,
             ylabel="success rate",
             title=(
