@@ -120,13 +120,15 @@ def _lines(rows: pd.DataFrame, color: str | None, colors: dict):
 
 
 def _legend(fig: Figure, ax, color: str | None) -> None:
+    """One legend under the panels, in as many columns as the figure's width holds."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
+        width = max(len(label) for label in labels) * 0.07 + 0.6  # inches per entry
         fig.legend(
             handles,
             labels,
             loc="outside lower center",
-            ncols=min(len(labels), 6),
+            ncols=max(1, min(len(labels), int(fig.get_figwidth() / width))),
             fontsize=8,
             title=key_label(color) if color else None,
             title_fontsize=8,
@@ -178,7 +180,8 @@ def ecdf_figure(
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlim(left / 1.2, data["x"].max() * 2.5)  # room for the end labels
     _label_axes(cells, AXIS_LABELS[axis], "fraction of runs at target")
-    _legend(fig, cells[0][2], color)
+    if color is not None:  # one line: the title says what it is
+        _legend(fig, cells[0][2], color)
     return fig
 
 
@@ -305,7 +308,8 @@ def lr_figure(
                 color="0.3",
             )
     _label_axes(cells, f"learning rate ({lr})", ylabel)
-    _legend(fig, cells[0][2], color)
+    if color is not None:
+        _legend(fig, cells[0][2], color)
     return fig
 
 

@@ -185,8 +185,14 @@ def layout(runs: pd.DataFrame, settings: Settings) -> tuple[list[str], str | Non
     missing = [k for k in by if k not in runs]
     if missing:
         raise ReportError(f"--group-by {', '.join(missing)}: not a param of these runs")
-    color = "optimizer.variant" if "optimizer.variant" in by else (by[0] if by else None)
-    return by, color, [k for k in by if k != color]
+    return (by, *layout_of(by))
+
+
+def layout_of(keys: list[str]) -> tuple[str | None, list[str]]:
+    """``(color, facets)`` for ``keys``: the variant colours the lines when it is
+    among them, else the first key; the others get a panel each."""
+    color = "optimizer.variant" if "optimizer.variant" in keys else (keys[0] if keys else None)
+    return color, [k for k in keys if k != color]
 
 
 # ----------------------------------------------------------------- tables
@@ -243,7 +249,7 @@ def _slug(text: str) -> str:
 
 def default_out(selection: Selection, all_sweeps: bool = False) -> Path:
     """``reports/<experiment>/<sweep>``: one directory per sweep report."""
-    experiment = _slug(selection.runs["experiment"].iloc[0])
+    experiment = _slug(selection.runs["experiment_name"].iloc[0])
     if all_sweeps or len(selection.parents) != 1:
         return REPORTS_DIR / experiment / "all-runs"
     return REPORTS_DIR / experiment / selection.parents[0][:8]
@@ -264,7 +270,7 @@ def build_report(
     by, color, facets = layout(runs, settings)
     summary = summarize(table, by)
     target = describe_targets(settings.targets)
-    study = settings.title or runs["experiment"].iloc[0]
+    study = settings.title or runs["experiment_name"].iloc[0]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -298,90 +304,94 @@ def build_report(
     return out / "index.md"
 
 
+@dataclass
+class Drawn:
+    """A figure of the report: its file stem, heading and caption in the index."""
+
+    name: str
+    heading: str
+    caption: str
+
+
+def _save(out: Path, name: str, fig, data: pd.DataFrame, heading: str, caption: str) -> Drawn:
+    plots.save(fig, out / name, data)
+    return Drawn(name, heading, caption)
+
+
 def _figures(out, table, histories, summary, by, color, facets, settings, study, selection):
-    """Draw every figure with its CSV; returns (file, caption) pairs for the index."""
+    """Draw every figure with the CSV it is drawn from; returns them for the index."""
     target = describe_targets(settings.targets)
     pooled = "" if by else " (every run in one group)"
     made = []
     for axis in AXES:
         data = ecdf(table, by, axis)
-        fig = plots.ecdf_figure(
-            data,
-            axis=axis,
-            color=color,
-            facets=facets,
-            title=(f"{study}: fraction of runs reaching {target}, by {AXIS_LABELS[axis]}{pooled}"),
-        )
-        plots.save(fig, out / f"ecdf_{axis}", data)
+        title = f"{study}: fraction of runs reaching {target}, by {AXIS_LABELS[axis]}{pooled}"
+        fig = plots.ecdf_figure(data, axis=axis, color=color, facets=facets, title=title)
         made.append(
-            (
+            _save(
+                out,
                 f"ecdf_{axis}",
+                fig,
+                data,
                 f"Runs reaching {target} by {AXIS_LABELS[axis]}",
-                "Each line is a group's runtime distribution: the fraction of its runs "
-                "(every seed, failures counted as never reaching the target) that reached "
-                "the target by x, so each line ends at the group's success rate (printed "
-                "at its end).",
+                "Each line is a group's runtime distribution: the fraction of its runs (every "
+                "seed, failures counted as never reaching the target) that reached the target by "
+                "x, so each line ends at the group's success rate (printed at its end), where its "
+                "budget of epochs ends (a bar).",
             )
         )
     metrics = ["train_loss"] + [t.metric for t in settings.targets if t.metric != "train_loss"]
     for metric in dict.fromkeys(metrics):
+        line = next((t.value for t in settings.targets if t.metric == metric), None)
         for axis in AXES if metric == "train_loss" else (settings.x,):
             data = carried_curves(table, histories, by, metric=metric, axis=axis)
             if data.empty:
                 continue
-            name = f"curves_{metric}_{axis}"
-            line = next((t.value for t in settings.targets if t.metric == metric), None)
+            what = metric.replace("_", " ")
+            title = f"{study}: {what} by {AXIS_LABELS[axis]}, median and IQR over every run{pooled}"
             fig = plots.curves_figure(
-                data,
-                axis=axis,
-                metric=metric,
-                color=color,
-                facets=facets,
-                target=line,
-                title=(
-                    f"{study}: {metric.replace('_', ' ')} by "
-                    f"{AXIS_LABELS[axis]}, median and IQR over "
-                    f"every run{pooled}"
-                ),
+                data, axis=axis, metric=metric, color=color, facets=facets, title=title, target=line
             )
-            plots.save(fig, out / name, data)
             made.append(
-                (
-                    name,
-                    f"{metric.replace('_', ' ')} by {AXIS_LABELS[axis]}",
+                _save(
+                    out,
+                    f"curves_{metric}_{axis}",
+                    fig,
+                    data,
+                    f"{what.capitalize()} by {AXIS_LABELS[axis]}",
                     "Median and inter-quartile band over every run of a group. A run that "
-                    "stopped (at its threshold, or diverged) keeps its last value to the end "
-                    "of the axis, so no curve is a median over only the runs still going; "
-                    f"the target is {target}.",
+                    "stopped (at its threshold, or diverged) keeps its last value to the end of "
+                    "the axis, so no curve is a median over only the runs still going; the "
+                    f"target ({target}) is dashed.",
                 )
             )
     lr = "optimizer.lr"
     if lr in by and table[lr].nunique() > 1:
-        lr_facets = [k for k in facets if k != lr]
+        # the learning rate is the x-axis: lines and panels are the other swept keys
+        lr_color, lr_facets = layout_of([k for k in by if k != lr])
         x = settings.x
-        data = summary[[*by, "runs", f"{x}_q25", f"{x}_median", f"{x}_q75"]].rename(
-            columns={f"{x}_q25": "q25", f"{x}_median": "median", f"{x}_q75": "q75"}
-        )
+        data = summary[[*by, "runs", f"{x}_q25", f"{x}_median", f"{x}_q75"]]
+        data = data.rename(columns={f"{x}_{q}": q for q in ("q25", "median", "q75")})
         fig = plots.lr_figure(
             data,
             lr=lr,
             y="time",
-            color=color,
+            color=lr_color,
             facets=lr_facets,
             ylabel=f"{AXIS_LABELS[x]} to target",
-            title=(
-                f"{study}: {AXIS_LABELS[x]} to reach {target} against the learning rate "
-                "(median and IQR over seeds; x: more than half never reached it)"
-            ),
+            title=f"{study}: {AXIS_LABELS[x]} to reach {target} against the learning rate "
+            "(median and IQR over seeds; x: more than half never reached it)",
         )
-        plots.save(fig, out / "lr_time_to_target", data)
         made.append(
-            (
+            _save(
+                out,
                 "lr_time_to_target",
+                fig,
+                data,
                 f"{AXIS_LABELS[x].capitalize()} to target against the learning rate",
-                "Median over every run of a group, failures counted "
-                "as never reaching the target, with the inter-quartile band; a group whose "
-                "median is not reached is an x at the top of its panel.",
+                "Median over every run of a group, failures counted as never reaching the target, "
+                "with the inter-quartile band; a group whose median is not reached is an x in the "
+                "grey row at the top.",
             )
         )
         data = summary[[*by, "runs", "successes", "success_rate", "success_low", "success_high"]]
@@ -389,45 +399,60 @@ def _figures(out, table, histories, summary, by, color, facets, settings, study,
             data,
             lr=lr,
             y="success",
-            color=color,
+            color=lr_color,
             facets=lr_facets,
             ylabel="success rate",
-            title=(
-                f"{study}: success rate ({target}) against the learning rate, "
-                "with 95% Wilson intervals"
-            ),
+            title=f"{study}: success rate ({target}) against the "
+            "learning rate, with 95% Wilson intervals",
         )
-        plots.save(fig, out / "lr_success", data)
         made.append(
-            (
+            _save(
+                out,
                 "lr_success",
+                fig,
+                data,
                 "Success rate against the learning rate",
                 "The fraction of a group's runs that succeeded (reached the target, did not "
                 "diverge, learnt above chance), with its 95% Wilson interval.",
             )
         )
     if len(by) >= 2:
-        y_key, x_key = by[0], by[1]
         data = summary[[*by, "runs", "successes", "success_rate"]]
         fig = plots.heatmap_figure(
-            data, x=x_key, y=y_key, facets=by[2:], title=(f"{study}: success rate ({target})")
+            data, x=by[1], y=by[0], facets=by[2:], title=f"{study}: success rate ({target})"
         )
-        plots.save(fig, out / "success_heatmap", data)
         made.append(
-            (
+            _save(
+                out,
                 "success_heatmap",
-                f"Success rate by {plots.key_label(y_key)} and {plots.key_label(x_key)}",
-                "Each cell: successes out of runs.",
+                fig,
+                data,
+                f"Success rate by {plots.key_label(by[0])} and {plots.key_label(by[1])}",
+                "Each cell: successes out of runs"
+                + (
+                    f", one panel per {', '.join(plots.key_label(k) for k in by[2:])}."
+                    if by[2:]
+                    else "."
+                ),
             )
         )
-    boundary = _decision_boundary(out, table, selection, settings.x)
-    if boundary:
-        made.append(boundary)
+    boundary = _decision_boundary(table, selection, settings.x)
+    if boundary is not None:
+        made.append(
+            _save(
+                out,
+                "decision_boundary",
+                *boundary,
+                "Decision boundary of the fastest successful run",
+                "The network's output over the plane after training, its 0.5 contour (black) "
+                "and the four XOR points.",
+            )
+        )
     return made
 
 
-def _decision_boundary(out: Path, table: pd.DataFrame, selection: Selection, x: str):
-    """For XOR, the decision boundary of the fastest successful run's final weights."""
+def _decision_boundary(table: pd.DataFrame, selection: Selection, x: str):
+    """For XOR: the figure and grid of the fastest successful run's final weights."""
     if table.get("dataset.name", pd.Series(dtype=object)).ne("xor").any():
         return None
     done = table[table["success"]].sort_values(TO_TARGET[x])
@@ -445,22 +470,15 @@ def _decision_boundary(out: Path, table: pd.DataFrame, selection: Selection, x: 
     try:
         path = client(selection.tracking_uri).download_artifacts(best["run_id"], "weights.npz")
     except (OSError, MlflowException):
-        return None
+        return None  # a run logged without weights (tracking.log_weights=false)
     data = load_dataset("xor")
     how = (
         f"reached the target in {_number(best[TO_TARGET[x]], x)} {AXIS_LABELS[x]}"
         if best["success"]
         else f"no run succeeded; lowest final loss {best['final_loss']:.3g}"
     )
-    fig, grid = plots.decision_boundary(
-        MLP.load(path), data.X_train, data.y_train, title=(f"{best['run_name']}: {how}")
-    )
-    plots.save(fig, out / "decision_boundary", grid)
-    return (
-        "decision_boundary",
-        "Decision boundary of the fastest successful run",
-        "The network's output over the plane after training, its 0.5 contour (black) "
-        "and the four XOR points.",
+    return plots.decision_boundary(
+        MLP.load(path), data.X_train, data.y_train, title=f"{best['run_name']}: {how}"
     )
 
 
@@ -493,14 +511,14 @@ def _index(selection, settings, table, by, target, study, md, figures) -> str:
         "CSV of the same name.",
         "",
     ]
-    for name, heading, caption in figures:
+    for f in figures:
         lines += [
-            f"## {heading}",
+            f"## {f.heading}",
             "",
-            f"![{heading}]({name}.png)",
+            f"![{f.heading}]({f.name}.png)",
             "",
-            caption,
-            f"Data: [{name}.csv]({name}.csv).",
+            f.caption,
+            f"Data: [{f.name}.csv]({f.name}.csv).",
             "",
         ]
     return "\n".join(lines)

@@ -45,7 +45,7 @@ FIXED = (
     "run_id",
     "run_name",
     "status",
-    "experiment",
+    "experiment_name",
     "parent_run_id",
     "start_time",
     "end_time",
@@ -106,7 +106,7 @@ def _row(run, experiment_name: str) -> dict:
         "run_id": info.run_id,
         "run_name": info.run_name,
         "status": info.status,
-        "experiment": experiment_name,
+        "experiment_name": experiment_name,
         "parent_run_id": tags.get("mlflow.parentRunId"),
         "start_time": pd.to_datetime(info.start_time, unit="ms"),
         "end_time": pd.to_datetime(info.end_time, unit="ms") if info.end_time else pd.NaT,
@@ -164,9 +164,10 @@ def load_runs(
     Returns
     -------
     DataFrame
-        Columns: ``run_id``, ``run_name``, ``status``, ``experiment``,
-        ``parent_run_id``, ``start_time``, ``end_time``, ``artifact_uri``, every
-        param under its own dotted name (``optimizer.lr``, ``optimizer``...),
+        Columns: ``run_id``, ``run_name``, ``status``, ``experiment_name`` (the
+        MLflow experiment), ``parent_run_id``, ``start_time``, ``end_time``,
+        ``artifact_uri``, every param under its own name (``optimizer.lr``, and the
+        group choices ``optimizer``, ``experiment``...),
         every summary metric of :data:`SUMMARY` (NaN where a run lacks it), and
         the tags ``dataset``, ``variant``, ``stop_reason``, ``error``.  Oldest first.
 
@@ -406,7 +407,7 @@ def select_runs(
             parent = sweeps[0].info.run_id
         runs = load_runs(parent=parent, tracking_uri=uri)
         parent_run = c.get_run(parent)
-        what = f"{_describe(parent_run)} in experiment {runs['experiment'].iloc[0]!r}"
+        what = f"{_describe(parent_run)} in experiment {runs['experiment_name'].iloc[0]!r}"
         parents = [parent]
     runs, dropped = deduplicate(runs)
     if dropped:

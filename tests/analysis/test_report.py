@@ -305,7 +305,12 @@ def test_a_study_script_writes_its_report_with_the_study_settings(study_store, t
     )
     summary = pd.read_csv(tmp_path / "r" / "summary.csv")
     assert len(summary) == 9 and summary["success_rate"].between(0, 1).all()
+    # the MLflow experiment and the study (the experiment config chosen) are two columns
+    runs = load_runs("xor-variants", tracking_uri=uri)
+    assert set(runs["experiment_name"]) == {"xor-variants"} and set(runs["experiment"]) == {
+        "xor_variants"
+    }
     # --log-to-parent: the report is an artifact of the sweep's parent run
-    parent = load_runs("xor-variants", tracking_uri=uri)["parent_run_id"].iloc[0]
+    parent = runs["parent_run_id"].iloc[0]
     names = {f.path for f in MlflowClient(tracking_uri=uri).list_artifacts(parent, "report")}
     assert "report/index.md" in names
