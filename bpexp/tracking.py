@@ -90,7 +90,10 @@ def _without_userinfo(uri: str) -> str:
 def _mask_log_record(factory):
     def make(*args, **kwargs) -> logging.LogRecord:
         record = factory(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call: left for the handler to report
+            return record
         if "@" in message:
             record.msg, record.args = masked(message), ()
         if record.exc_info and not record.exc_text:
@@ -1011,5 +1014,10 @@ def jobs_ended(sweep_dir: str | Path) -> tuple[int, float | None]:
         lines = (Path(sweep_dir) / ENDED_FILE).read_text().splitlines()
     except OSError:
         return 0, None
-    starts = [float(line.split()[0]) for line in lines if line.strip()]
+    starts = []
+    for line in lines:  # a line half-written by a job on another node is skipped
+        try:
+            starts.append(float(line.split()[0]))
+        except (IndexError, ValueError):
+            pass
     return len(starts), min(starts, default=None)
