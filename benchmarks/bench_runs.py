@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import SHARED_MNIST, blas_info, med
+from _common import SHARED_MNIST, XOR_JOB, blas_info, med
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def main(argv=None) -> None:
 
         if "jobs" in parts:
             # -- per-job tracking cost -------------------------------------------------
-            t = in_process_jobs(args.xor_overrides, R, _mk(tmp / "xor"))
+            t = in_process_jobs([*XOR_JOB, *args.xor_overrides], R, _mk(tmp / "xor"))
             print("## A 10,000-epoch XOR job, default settings (in one process)\n")
             inside = report_job(t, "<= 0.3 s")
             print(f"- verdict (time inside):{verdict(inside <= 0.3)}\n")
@@ -219,7 +219,7 @@ def main(argv=None) -> None:
             # -- launchers ------------------------------------------------------------
             if not (tmp / "fresh0" / "mlflow.db").exists():  # the store every sweep starts from
                 command(["trainer.epochs=1"], cwd=_mk(tmp / "fresh0"))
-            sweep = ["-m", "seed=range(0,12)"]
+            sweep = ["-m", "seed=range(0,12)", *XOR_JOB]
             launchers = {
                 "basic launcher": [],
                 "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],

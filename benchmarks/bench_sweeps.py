@@ -21,14 +21,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import blas_info, med
+from _common import XOR_JOB, blas_info, med
 
 
 def sweep(cwd: Path, *extra: str) -> float:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "bpexp", "-m", "seed=range(0,12)", "hydra/launcher=joblib", *extra],
+        [sys.executable, "-m", "bpexp", "-m", "seed=range(0,12)", *XOR_JOB,
+         "hydra/launcher=joblib", *extra],
         cwd=cwd, env=env, capture_output=True, text=True,
     )  # fmt: skip
     if out.returncode:
