@@ -94,7 +94,7 @@ def _iamtrask_net() -> MLP:
 
 def test_iamtrask_error_at_step_0():
     net = _iamtrask_net()
-    mae = np.mean(np.abs(TOY3_Y[:4] - net.forward(TOY3_X[:4])))
+    mae = np.mean(np.abs(TOY3_Y[:4] - net.feedforward(TOY3_X[:4])))
     assert round(mae, 4) == 0.4964
 
 
@@ -107,7 +107,7 @@ def test_iamtrask_known_answers_after_50000_steps(step, expected):
     samples, so his step size s is our learning rate 4 s."""
     net = _iamtrask_net()
     fit(net, TOY3_X[:4], TOY3_Y[:4], variant="bgd", lr=4 * step, epochs=50_000, loss="mse")
-    mae = np.mean(np.abs(TOY3_Y[:4] - net.forward(TOY3_X[:4])))
+    mae = np.mean(np.abs(TOY3_Y[:4] - net.feedforward(TOY3_X[:4])))
     assert mae == pytest.approx(expected, rel=5e-3)
 
 
@@ -249,7 +249,7 @@ def test_float32_stays_float32(update, variant):
     net = MLP([4, 6, 3], activation="relu", output="softmax", dtype="float32")
     h = fit(net, X, Y, variant=variant, batch_size=8, loss="cross_entropy", update=update, epochs=3)
     assert all(p.dtype == np.float32 for p in net.weights + net.biases)
-    assert net.forward(X).dtype == np.float32
+    assert net.feedforward(X).dtype == np.float32
     assert all(np.isfinite(h.column("train_loss")))
 
 
@@ -376,4 +376,4 @@ def test_save_and_load_round_trip(tmp_path):
     back = MLP.load(path)
     assert repr(back) == repr(net) and back.leaky_slope == 0.2
     X = np.random.default_rng(0).random((4, 3))
-    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    np.testing.assert_array_equal(back.feedforward(X), net.feedforward(X))
