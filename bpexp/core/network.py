@@ -228,7 +228,7 @@ class MLP:
         # BP1: the output layer's error dC/dz, one row per sample; C is the mean
         # over the m samples, hence the division.
         delta = self.get_loss(loss).delta(self.output)(activations[-1], Y) / Y.shape[0]
-        nabla_w[-1] = activations[-2].T @ delta  # BP4: sums the samples' outer products
+        nabla_w[-1] = outer_sum(activations[-2], delta)  # BP4
         if self.bias:
             nabla_b[-1] = delta.sum(axis=0)  # BP3
         # As in Nielsen's network.py, l counts layers back from the output
@@ -241,7 +241,7 @@ class MLP:
         for l in range(2, len(self.sizes)):
             delta = delta @ self.weights[-l + 1].T  # BP2, then times g'(z^l):
             g_prime(activations[-l], delta)
-            nabla_w[-l] = activations[-l - 1].T @ delta  # BP4
+            nabla_w[-l] = outer_sum(activations[-l - 1], delta)  # BP4
             if self.bias:
                 nabla_b[-l] = delta.sum(axis=0)  # BP3
         return nabla_w, nabla_b
@@ -387,6 +387,21 @@ class MLP:
             f"init={self.init!r}, bias_init={self.bias_init!r}, dtype={str(self.dtype)!r}, "
             f"bias={self.bias})"
         )
+
+
+def outer_sum(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """BP4's weight gradient ``a.T @ delta``: the sum over the samples (rows) of the
+    outer products of each sample's ``a`` (m, n_in) and ``delta`` (m, n_out).
+
+    One sample (pure SGD) is its own path: ``a.T @ delta`` is then a single outer
+    product, an inner dimension of 1, which ``np.matmul`` does not hand to BLAS and
+    computes several times more slowly than ``np.dot`` (for a 784 x 128 layer it
+    made a whole SGD step about twice as slow).  For batches ``np.matmul`` is the
+    faster of the two.
+    """
+    if a.shape[0] == 1:
+        return np.dot(a.T, delta)
+    return a.T @ delta
 
 
 def match_labels(Y: np.ndarray) -> np.ndarray:
