@@ -231,16 +231,15 @@ class MLP:
         nabla_w[-1] = outer_sum(activations[-2], delta)  # BP4
         if self.bias:
             nabla_b[-1] = delta.sum(axis=0)  # BP3
-        # As in Nielsen's network.py, l counts layers back from the output
-        # (l = 2: the last hidden layer) and the indices are his: zs[-l] there is
-        # activations[-l] here.  Where the book departs: its weights[-l + 1] is our
-        # matrix transposed (it maps column vectors, w @ a), so its
-        # dot(w.T, delta) is delta @ W.T here and its dot(delta, a.T) is a.T @ delta,
-        # with the batch's samples as rows; and sigmoid_prime(z) becomes g' read
-        # from a = g(z).
+        # l counts layers back from the output, as in Nielsen's network.py (l = 2 is
+        # the last hidden layer), with his indices.  Where this departs from the
+        # book: his w is our W transposed, since he maps column vectors (w @ a) and
+        # we map rows (a @ W), so his dot(w.T, delta) is delta @ W.T here and his
+        # dot(delta, a.T) is a.T @ delta, which also sums over the batch's rows;
+        # and his sigmoid_prime(zs[-l]) is g' read from activations[-l] = g(zs[-l]).
         for l in range(2, len(self.sizes)):
-            delta = delta @ self.weights[-l + 1].T  # BP2, then times g'(z^l):
-            g_prime(activations[-l], delta)
+            delta = delta @ self.weights[-l + 1].T  # BP2: back through the weights,
+            g_prime(activations[-l], delta)  # then delta *= g'(z), in place
             nabla_w[-l] = outer_sum(activations[-l - 1], delta)  # BP4
             if self.bias:
                 nabla_b[-l] = delta.sum(axis=0)  # BP3
