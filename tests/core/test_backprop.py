@@ -90,9 +90,7 @@ def test_backward_shapes_dtypes_and_the_sum_over_samples(m, bias, dtype):
     assert [g.shape for g in nabla_b] == [b.shape for b in net.biases]
     assert len(nabla_b) == (3 if bias else 0)
     assert all(g.dtype == np.dtype(dtype) for g in nabla_w + nabla_b)
-    one_by_one = [
-        net.backward(net.forward(X[k : k + 1])[1], Y[k : k + 1], "mse") for k in range(m)
-    ]
+    one_by_one = [net.backward(net.forward(X[k : k + 1])[1], Y[k : k + 1], "mse") for k in range(m)]
     for i, g in enumerate(nabla_w + nabla_b):
         parts = [gw[i] if i < 3 else gb[i - 3] for gw, gb in one_by_one]
         rtol = 1e-4 if dtype == "float32" else 1e-12
