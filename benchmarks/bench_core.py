@@ -14,6 +14,10 @@ bpexp runs with ``train_eval="running"`` on MNIST: the loss of each batch as it
 is trained, which is the work scikit-learn and PyTorch do.  The default
 ``"full"`` (one extra forward pass over the training set per epoch) is reported
 too.
+
+A last section times the few kernels whose choice the core's docstrings explain
+(the one-sample weight gradient, row maxima and row sums), so that those
+explanations carry no figures that go stale.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import timeit
 import warnings
 
 import numpy as np
 from _common import blas_info, measure, med, mnist_8000, ratio_line, row
 
 from bpexp.core import MLP, fit
+from bpexp.core.activations import row_max, row_sum
+from bpexp.core.network import outer_sum
 
 SIZES = [784, 128, 10]
 
@@ -213,6 +220,26 @@ def xor_bpexp(epochs):
     return run
 
 
+def kernels(repeats: int) -> None:
+    """Microseconds per call of the kernels the core chose, against the obvious call."""
+    rng = np.random.default_rng(0)
+    a, d = rng.random((1, 784)).astype(np.float32), rng.random((1, 128)).astype(np.float32)
+    tall = rng.random((8000, 10))
+    cases = [
+        ("one-sample weight gradient 784 x 128 f32: a.T @ delta", lambda: a.T @ d),
+        ("  outer_sum (np.dot for one sample)", lambda: outer_sum(a, d)),
+        ("row maxima of 8000 x 10: max(axis=1)", lambda: tall.max(axis=1, keepdims=True)),
+        ("  row_max (a loop over the 10 columns)", lambda: row_max(tall)),
+        ("row sums of 8000 x 10: sum(axis=1)", lambda: tall.sum(axis=1, keepdims=True)),
+        ("  row_sum (a BLAS product with ones)", lambda: row_sum(tall)),
+    ]
+    print("\n## Kernels the core's docstrings cite (microseconds a call, best of repeats)\n")
+    print("| call | us |\n|---|---|")
+    for name, fn in cases:
+        best = min(timeit.repeat(fn, number=200, repeat=max(repeats, 3))) / 200
+        print(f"| {name} | {best * 1e6:.1f} |")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
@@ -363,6 +390,7 @@ def main(argv=None) -> None:
         )
     )
     print(f"\nmedians of {R}: {', '.join(f'{k} {med(v):.3f}s' for k, v in t.items())}")
+    kernels(R)
 
 
 if __name__ == "__main__":

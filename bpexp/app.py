@@ -148,6 +148,7 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         activation=m.activation,
         output=m.output,
         init=m.init,
+        bias_init=m.bias_init,
         dtype=m.dtype,
         bias=m.bias,
         leaky_slope=m.leaky_slope,

@@ -14,6 +14,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from bpexp.core import (
+    BIAS_INITIALISERS,
     HIDDEN_ACTIVATIONS,
     INITIALISERS,
     LOSSES,
@@ -196,6 +197,7 @@ def validate(cfg: DictConfig) -> None:
     _choice(cfg, "model.activation", HIDDEN_ACTIVATIONS)
     _choice(cfg, "model.output", (*OUTPUT_ACTIVATIONS, "auto"))
     _choice(cfg, "model.init", tuple(INITIALISERS))
+    _choice(cfg, "model.bias_init", tuple(BIAS_INITIALISERS))
     _boolean(cfg, "model.bias")
     _number(cfg, "model.leaky_slope", lo=0, hi=1, hi_open=True)
     _choice(cfg, "model.dtype", ("float32", "float64"))

@@ -359,7 +359,7 @@ def decision_boundary(net, X, y, *, title: str | None = None, resolution: int = 
     gx, gy = np.meshgrid(
         np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
     )
-    out = net.forward(np.column_stack([gx.ravel(), gy.ravel()]))
+    out = net.feedforward(np.column_stack([gx.ravel(), gy.ravel()]))
     z = (out[:, 0] if out.shape[1] == 1 else out.argmax(axis=1)).reshape(gx.shape)
     fig = Figure(figsize=(5, 4.5), layout="constrained")
     ax = fig.add_subplot()

@@ -5,13 +5,14 @@ Samples are rows and ``Z = X @ W + b`` throughout; see :mod:`bpexp.core.network`
 
 from bpexp.core.activations import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
 from bpexp.core.gradcheck import GradientCheck, check_gradients
-from bpexp.core.init import INITIALISERS
+from bpexp.core.init import BIAS_INITIALISERS, INITIALISERS
 from bpexp.core.losses import LOSSES
 from bpexp.core.network import MLP
 from bpexp.core.optim import SCHEDULES, UPDATES
-from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, fit
+from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, fit, update_mini_batch
 
 __all__ = [
+    "BIAS_INITIALISERS",
     "HIDDEN_ACTIVATIONS",
     "INITIALISERS",
     "LOSSES",
@@ -25,4 +26,5 @@ __all__ = [
     "History",
     "check_gradients",
     "fit",
+    "update_mini_batch",
 ]

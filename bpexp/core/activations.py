@@ -1,13 +1,15 @@
 """Activation functions and their derivatives, as small lookup tables.
 
-Every function works in place on a 2-D array of shape ``(n_samples, n_units)``
-(samples are rows).  Derivatives are written from the activation's *output*
-``A = g(Z)``, never from ``Z``: that is the quantity the backward pass keeps, and
-it is the mistake one of the tutorials makes (``s * (1 - s)`` applied to ``z``).
+Every function works on a 2-D array of shape ``(n_samples, n_units)`` (samples
+are rows).  Derivatives are written from the activation's *output* ``A = g(Z)``,
+never from ``Z``: that is the quantity the backward pass keeps, and it is the
+mistake one of the tutorials makes (``s * (1 - s)`` applied to ``z``).
 
-``ACTIVATIONS[name](Z, out)`` writes ``g(Z)`` into ``out`` (which may be ``Z``).
-``DERIVATIVES[name](A, delta, scratch)`` multiplies ``delta`` in place by
-``g'(Z)`` expressed through ``A``; ``scratch`` is a buffer shaped like ``A``.
+``ACTIVATIONS[name](Z, out=None)`` returns ``g(Z)``, written into ``out`` when it
+is given (``out`` may be ``Z`` itself), else into a new array.
+``DERIVATIVES[name](A, delta, scratch=None)`` multiplies ``delta`` in place by
+``g'(Z)`` expressed through ``A`` and returns it; ``scratch``, a buffer shaped
+like ``A``, saves a temporary when given.
 """
 
 from __future__ import annotations
@@ -19,55 +21,53 @@ import numpy as np
 LEAKY_RELU_SLOPE = 0.01
 
 
-def sigmoid(Z: np.ndarray, out: np.ndarray) -> None:
-    """Logistic sigmoid, ``1 / (1 + exp(-z))``, computed as ``(1 + tanh(z / 2)) / 2``.
+def sigmoid(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Logistic sigmoid, ``1 / (1 + exp(-z))``, accurate in relative terms everywhere.
 
-    The tanh form never overflows (no warnings for any finite ``z``) and needs
-    no temporary array.
+    With ``e = exp(-|z|)``, which never overflows, ``sigmoid(z) = 1 / (1 + e)`` for
+    ``z >= 0`` and ``e / (1 + e)`` for ``z < 0``.  The second form keeps the tiny
+    values of very negative ``z`` to full relative precision (``sigmoid(-700)`` is
+    about ``1e-304``, not 0), which ``1 - sigmoid(-z)`` or ``(1 + tanh(z/2)) / 2``
+    would round away; no ``z`` gives an overflow warning.
     """
-    np.multiply(Z, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
+    e = np.exp(-np.abs(Z))
+    return np.divide(np.where(Z < 0, e, 1.0), 1.0 + e, out=out)
 
 
-def tanh(Z: np.ndarray, out: np.ndarray) -> None:
+def tanh(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Hyperbolic tangent."""
-    np.tanh(Z, out=out)
+    return np.tanh(Z, out=out)
 
 
-def relu(Z: np.ndarray, out: np.ndarray, zeros: np.ndarray | None = None) -> None:
-    """Rectified linear unit, ``max(z, 0)``.
-
-    ``zeros``, an array of zeros shaped like ``Z``, is the fast path: NumPy's
-    ``maximum`` has a SIMD loop for two arrays but not for an array and a scalar
-    (a 64 x 128 float32 batch right after its product: 1.5 against 3.6 us; a
-    large array that is not in cache is bound by memory either way).
-    """
-    np.maximum(Z, 0.0 if zeros is None else zeros, out=out)
+def relu(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Rectified linear unit, ``max(z, 0)`` (NaN stays NaN, so divergence is seen)."""
+    return np.maximum(Z, 0.0, out=out)
 
 
-def make_leaky_relu(slope: float = LEAKY_RELU_SLOPE) -> Callable[[np.ndarray, np.ndarray], None]:
+def make_leaky_relu(slope: float = LEAKY_RELU_SLOPE) -> Callable[..., np.ndarray]:
     """Leaky ReLU ``z if z > 0 else slope * z`` for ``0 < slope < 1``."""
 
-    def leaky_relu(Z: np.ndarray, out: np.ndarray) -> None:
-        np.maximum(Z, slope * Z, out=out)
+    def leaky_relu(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        return np.maximum(Z, slope * Z, out=out)
 
     return leaky_relu
 
 
-def identity(Z: np.ndarray, out: np.ndarray) -> None:
-    """Identity, ``g(z) = z``."""
+def identity(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Identity, ``g(z) = z``: ``Z`` itself when ``out`` is not given."""
+    if out is None:
+        return Z
     if out is not Z:
         np.copyto(out, Z)
+    return out
 
 
 def row_max(Z: np.ndarray) -> np.ndarray:
     """Row maxima of ``Z`` (m, k), shape (m, 1).
 
     NumPy's axis-1 reduction runs a short inner loop per row, which is slow for
-    a tall set with few output units (8,000 x 10: ~0.36 ms); there a loop over
-    the ``k`` columns, each a long vectorised ``maximum``, is ~5x faster.
+    a tall set with few output units; there a loop over the ``k`` columns, each a
+    long vectorised ``maximum``, is several times faster.
     """
     m, k = Z.shape
     if m < 256 or k > 32:
@@ -81,13 +81,16 @@ def row_max(Z: np.ndarray) -> np.ndarray:
 
 def row_sum(Z: np.ndarray) -> np.ndarray:
     """Row sums of ``Z`` (m, k), shape (m, 1), as a BLAS matrix-vector product
-    (3-10x faster than ``Z.sum(axis=1)`` for few columns)."""
+    (faster than ``Z.sum(axis=1)``, a short inner loop per row, for few columns)."""
     return np.dot(Z, np.ones(Z.shape[1], Z.dtype))[:, None]
 
 
-def softmax(Z: np.ndarray, out: np.ndarray) -> None:
+def softmax(Z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Row-wise softmax; subtracts each row's maximum first, so it never overflows."""
-    softmax_lse(Z, out)
+    if out is None:
+        out = np.empty_like(Z)
+    softmax_parts(Z, out)
+    return out
 
 
 def softmax_parts(Z: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,41 +115,55 @@ def softmax_lse(Z: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.log(total, out=total) + top
 
 
-def sigmoid_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+def sigmoid_derivative(
+    A: np.ndarray, delta: np.ndarray, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """``delta *= a * (1 - a)``."""
-    np.subtract(1.0, A, out=scratch)
     delta *= A
-    delta *= scratch
+    delta *= np.subtract(1.0, A, out=scratch)
+    return delta
 
 
-def tanh_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+def tanh_derivative(
+    A: np.ndarray, delta: np.ndarray, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """``delta *= 1 - a**2``."""
-    np.square(A, out=scratch)
-    np.subtract(1.0, scratch, out=scratch)
-    delta *= scratch
+    scratch = np.square(A, out=scratch)
+    delta *= np.subtract(1.0, scratch, out=scratch)
+    return delta
 
 
-def relu_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+def relu_derivative(
+    A: np.ndarray, delta: np.ndarray, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """``delta *= (a > 0)``; the subgradient at 0 is taken as 0."""
-    np.multiply(delta, A > 0, out=delta)
+    return np.multiply(delta, A > 0, out=delta)
 
 
 def make_leaky_relu_derivative(
     slope: float = LEAKY_RELU_SLOPE,
-) -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+) -> Callable[..., np.ndarray]:
     """``delta *= 1 if a > 0 else slope`` (``a > 0`` exactly when ``z > 0``)."""
 
-    def leaky_relu_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+    def leaky_relu_derivative(
+        A: np.ndarray, delta: np.ndarray, scratch: np.ndarray | None = None
+    ) -> np.ndarray:
+        if scratch is None:
+            scratch = np.empty_like(A)
         np.greater(A, 0, out=scratch)
         scratch *= 1.0 - slope
         scratch += slope
         delta *= scratch
+        return delta
 
     return leaky_relu_derivative
 
 
-def identity_derivative(A: np.ndarray, delta: np.ndarray, scratch: np.ndarray) -> None:
+def identity_derivative(
+    A: np.ndarray, delta: np.ndarray, scratch: np.ndarray | None = None
+) -> np.ndarray:
     """``g'(z) = 1``: nothing to do."""
+    return delta
 
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")

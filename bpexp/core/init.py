@@ -1,7 +1,9 @@
-"""Weight initialisations: ``INITIALISERS[name](rng, fan_in, fan_out, dtype) -> W``.
+"""Initialisations of the weights and of the biases.
 
-``W`` has shape ``(fan_in, fan_out)`` so that ``Z = X @ W + b``.  Biases always
-start at zero.  The generator is passed in: nothing here touches ``np.random``.
+``INITIALISERS[name](rng, fan_in, fan_out, dtype) -> W`` draws a weight matrix of
+shape ``(fan_in, fan_out)``, so that ``Z = X @ W + b``;
+``BIAS_INITIALISERS[name](rng, n, dtype) -> b`` a bias vector of shape ``(n,)``.
+The generator is passed in: nothing here touches ``np.random``.
 """
 
 from __future__ import annotations
@@ -42,4 +44,14 @@ INITIALISERS: dict[str, Initialiser] = {
     "he_normal": _normal(lambda fi, fo: np.sqrt(2.0 / fi)),
     # LeCun: variance 1 / fan_in, Nielsen's "improved" initialisation.
     "lecun_normal": _normal(lambda fi, fo: np.sqrt(1.0 / fi)),
+}
+
+
+BiasInitialiser = Callable[[np.random.Generator, int, np.dtype], np.ndarray]
+
+BIAS_INITIALISERS: dict[str, BiasInitialiser] = {
+    # The default: every unit starts from the same offset, and no draw is made.
+    "zeros": lambda rng, n, dtype: np.zeros(n, dtype=dtype),
+    # N(0, 1), as Nielsen's network.py and network2.py draw their biases.
+    "normal": lambda rng, n, dtype: rng.standard_normal(n).astype(dtype, copy=False),
 }

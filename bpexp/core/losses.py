@@ -12,9 +12,11 @@ units.  With ``n`` samples, targets ``Y`` and outputs ``A = g(Z)`` (shape
 logits ``Z`` (``softplus(z) - y z`` and ``logsumexp(z) - y . z``), so they never
 take ``log 0`` however saturated the output.
 
-``delta(output)`` returns ``fn(A, Y, out, scratch)`` that writes the per-sample
-gradient ``dl/dz`` of the output layer into ``out`` (the caller scales it by
-``1/n``).  Sigmoid + bce and softmax + cross_entropy use the fused ``a - y``.
+``delta(output)`` returns ``fn(A, Y, out=None, scratch=None)`` that returns the
+per-sample gradient ``dl/dz`` of the output layer (the caller divides it by
+``n``), written into ``out`` when given, else into a new array; ``scratch``, shaped
+like ``A``, saves a temporary.  Sigmoid + bce and softmax + cross_entropy use
+the fused ``a - y``.
 """
 
 from __future__ import annotations
@@ -25,26 +27,35 @@ import numpy as np
 
 from bpexp.core.activations import OUTPUT_ACTIVATIONS, row_max, row_sum
 
-DeltaFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
+DeltaFn = Callable[..., np.ndarray]
+Buffer = np.ndarray | None
 
 
-def _fused_delta(A: np.ndarray, Y: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    np.subtract(A, Y, out=out)
+def _fused_delta(
+    A: np.ndarray, Y: np.ndarray, out: Buffer = None, scratch: Buffer = None
+) -> np.ndarray:
+    # dl/dz = a - y: the output activation's derivative cancels against the loss's
+    return np.subtract(A, Y, out=out)
 
 
-def _mse_sigmoid_delta(A: np.ndarray, Y: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
-    np.subtract(A, Y, out=out)
+def _mse_sigmoid_delta(
+    A: np.ndarray, Y: np.ndarray, out: Buffer = None, scratch: Buffer = None
+) -> np.ndarray:
+    # dl/dz = (a - y) * sigmoid'(z), with sigmoid'(z) = a (1 - a)
+    out = np.subtract(A, Y, out=out)
     out *= A
-    np.subtract(1.0, A, out=scratch)
-    out *= scratch
+    out *= np.subtract(1.0, A, out=scratch)
+    return out
 
 
-def _mse_softmax_delta(A: np.ndarray, Y: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+def _mse_softmax_delta(
+    A: np.ndarray, Y: np.ndarray, out: Buffer = None, scratch: Buffer = None
+) -> np.ndarray:
     # dl/dz_j = a_j * ((a_j - y_j) - sum_i (a_i - y_i) a_i): the softmax Jacobian.
-    np.subtract(A, Y, out=out)
-    np.multiply(out, A, out=scratch)
-    out -= row_sum(scratch)
+    out = np.subtract(A, Y, out=out)
+    out -= row_sum(np.multiply(out, A, out=scratch))
     out *= A
+    return out
 
 
 class Loss:

@@ -4,23 +4,25 @@ Convention (used everywhere in bpexp): samples are rows.  For a network with
 layer sizes ``sizes = [n_0, n_1, ..., n_L]`` and a batch ``X`` of shape
 ``(m, n_0)``::
 
-    Z[l] = A[l-1] @ W[l] + b[l]      W[l]: (n_{l-1}, n_l), b[l]: (n_l,)
-    A[l] = g(Z[l])                   A[0] = X, A[L] = the output
+    z[l] = a[l-1] @ W[l] + b[l]      W[l]: (n_{l-1}, n_l), b[l]: (n_l,)
+    a[l] = g(z[l])                   a[0] = X, a[L] = the output
 
-and, going back with the loss ``C`` averaged over the ``m`` samples::
+and, going back with the loss ``C`` averaged over the ``m`` samples (the four
+equations of Nielsen's chapter 2, one row per sample)::
 
-    delta[L] = dC/dZ[L]                         (the loss's output delta)
-    delta[l] = (delta[l+1] @ W[l+1].T) * g'(Z[l])  (g' written from A[l])
-    nabla_w[l] = A[l-1].T @ delta[l]
-    nabla_b[l] = sum of delta[l] over the samples
+    delta[L] = dC/dz[L]                             (BP1: the loss's output delta)
+    delta[l] = (delta[l+1] @ W[l+1].T) * g'(z[l])   (BP2: g' written from a[l])
+    nabla_b[l] = sum of delta[l] over the samples   (BP3)
+    nabla_w[l] = a[l-1].T @ delta[l]                (BP4)
 
 Python lists are 0-based, so ``weights[i]`` maps layer ``i`` to layer ``i + 1``:
-``weights[i].shape == (sizes[i], sizes[i+1])``.
+``weights[i].shape == (sizes[i], sizes[i+1])``.  :meth:`MLP.forward` and
+:meth:`MLP.backward` are these equations, line by line; training
+(:mod:`bpexp.core.training`) runs them as they are written.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from collections.abc import Sequence
@@ -33,16 +35,11 @@ from bpexp.core.activations import (
     LEAKY_RELU_SLOPE,
     OUTPUT_ACTIVATIONS,
     activation_table,
-    relu,
-    softmax_parts,
 )
-from bpexp.core.blas import gemm_accumulate
-from bpexp.core.init import INITIALISERS
+from bpexp.core.init import BIAS_INITIALISERS, INITIALISERS
 from bpexp.core.losses import Loss, check_targets, get_loss
 
 DTYPES = ("float32", "float64")
-#: rows per block of the forward pass's elementwise work (512 x 128 float32: 256 KiB)
-ROW_BLOCK = 512
 
 
 def _choice(kind: str, value: str, valid: Sequence[str]) -> str:
@@ -64,10 +61,9 @@ class MLP:
         Output activation: sigmoid, softmax or identity.
     init : str
         Weight initialisation, a key of :data:`bpexp.core.init.INITIALISERS`.
-        Biases start at zero.
     seed : int
-        Seed of the generator that draws the initial weights (ignored if ``rng``
-        is given).
+        Seed of the generator that draws the initial parameters (ignored if
+        ``rng`` is given).
     dtype : {"float32", "float64"}
         The dtype of every parameter and of every computation on them.
     bias : bool
@@ -75,7 +71,12 @@ class MLP:
     leaky_slope : float
         Slope of the leaky ReLU for ``z < 0``, in (0, 1).
     rng : numpy.random.Generator, optional
-        The run's generator; when given it draws the weights instead of ``seed``.
+        The run's generator; when given it draws the parameters instead of ``seed``.
+    bias_init : str
+        Bias initialisation, a key of :data:`bpexp.core.init.BIAS_INITIALISERS`:
+        ``"zeros"`` (default, draws nothing) or ``"normal"``, N(0, 1) as in
+        Nielsen's network.py.  Biases are drawn after all the weights, so the
+        weights of a seed do not depend on it.
 
     Attributes
     ----------
@@ -96,6 +97,7 @@ class MLP:
         bias: bool = True,
         leaky_slope: float = LEAKY_RELU_SLOPE,
         rng: np.random.Generator | None = None,
+        bias_init: str = "zeros",
     ) -> None:
         sizes = list(sizes)
         if len(sizes) < 2:
@@ -107,6 +109,7 @@ class MLP:
         self.activation = _choice("activation", activation, HIDDEN_ACTIVATIONS)
         self.output = _choice("output activation", output, OUTPUT_ACTIVATIONS)
         self.init = _choice("initialisation", init, tuple(INITIALISERS))
+        self.bias_init = _choice("bias initialisation", bias_init, tuple(BIAS_INITIALISERS))
         self.dtype = np.dtype(_choice("dtype", str(np.dtype(dtype)), DTYPES))
         self.bias = bool(bias)
         if not 0.0 < leaky_slope < 1.0:
@@ -120,9 +123,8 @@ class MLP:
             draw(rng, n_in, n_out, self.dtype)
             for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)
         ]
-        self.biases = (
-            [np.zeros(n_out, dtype=self.dtype) for n_out in self.sizes[1:]] if self.bias else []
-        )
+        draw_bias = BIAS_INITIALISERS[self.bias_init]
+        self.biases = [draw_bias(rng, n, self.dtype) for n in self.sizes[1:]] if self.bias else []
 
     # ------------------------------------------------------------------ inputs
     def check_inputs(self, X: np.ndarray, Y: np.ndarray | None = None, what: str = "X") -> tuple:
@@ -157,13 +159,95 @@ class MLP:
             raise ValueError(f"{ywhat}: contains NaN or infinite values")
         return X, Y
 
-    def get_loss(self, loss: str) -> Loss:
-        """The loss object ``loss``, checked against this network's output activation."""
-        return get_loss(loss, self.output)
+    def get_loss(self, loss: str | Loss) -> Loss:
+        """The loss object ``loss`` (a name or a Loss), checked against this
+        network's output activation."""
+        return get_loss(loss if isinstance(loss, str) else loss.name, self.output)
 
-    # ----------------------------------------------------------------- compute
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """The network's output for ``X``.
+    # --------------------------------------------------- forward and backward
+    def forward(self, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The forward pass, keeping every layer's values for :meth:`backward`.
+
+        Parameters
+        ----------
+        X : ndarray of shape (m, sizes[0])
+            Converted to the network's dtype; not checked for NaN (see
+            :meth:`check_inputs`, which :func:`~bpexp.core.fit` applies once).
+
+        Returns
+        -------
+        zs : list of ndarray
+            The weighted inputs, ``zs[i] = activations[i] @ weights[i] + biases[i]``,
+            of shape (m, sizes[i+1]); ``zs[-1]`` holds the output's logits, from
+            which the log losses are computed.
+        activations : list of ndarray
+            ``activations[0] = X`` and ``activations[i+1] = g(zs[i])``, so
+            ``activations[-1]`` is the output, (m, sizes[-1]).
+        """
+        X = np.asarray(X, dtype=self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValueError(f"X: expected shape (n_samples, {self.sizes[0]}), got {X.shape}")
+        hidden, output = self._activations[self.activation], self._activations[self.output]
+        last = len(self.weights) - 1
+        activation = X
+        zs, activations = [], [X]
+        for l, W in enumerate(self.weights):
+            z = activation @ W  # (m, n_out): row k is sample k's weighted input
+            if self.bias:
+                z += self.biases[l]  # b broadcasts over the rows
+            activation = output(z) if l == last else hidden(z)
+            zs.append(z)
+            activations.append(activation)
+        return zs, activations
+
+    def backward(
+        self, activations: list[np.ndarray], Y: np.ndarray, loss: str | Loss = "mse"
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Backpropagation: the gradient of the loss averaged over the batch.
+
+        Parameters
+        ----------
+        activations : list of ndarray
+            From :meth:`forward` on the batch, ``activations[0]`` being the input
+            (m, sizes[0]).
+        Y : ndarray of shape (m, sizes[-1])
+            The batch's targets.
+        loss : str or Loss
+            ``"mse"``, ``"bce"`` or ``"cross_entropy"``.
+
+        Returns
+        -------
+        nabla_w : list of ndarray
+            ``nabla_w[i].shape == weights[i].shape``.
+        nabla_b : list of ndarray
+            ``nabla_b[i].shape == biases[i].shape``; empty when ``bias=False``.
+        """
+        g_prime = self._derivatives[self.activation]  # delta *= g'(z), from a = g(z)
+        nabla_w: list = [None] * len(self.weights)  # filled from the output back
+        nabla_b: list = [None] * len(self.biases)
+        # BP1: the output layer's error dC/dz, one row per sample; C is the mean
+        # over the m samples, hence the division.
+        delta = self.get_loss(loss).delta(self.output)(activations[-1], Y) / Y.shape[0]
+        nabla_w[-1] = outer_sum(activations[-2], delta)  # BP4
+        if self.bias:
+            nabla_b[-1] = delta.sum(axis=0)  # BP3
+        # l counts layers back from the output, as in Nielsen's network.py (l = 2 is
+        # the last hidden layer), with his indices.  Where this departs from the
+        # book: his w is our W transposed, since he maps column vectors (w @ a) and
+        # we map rows (a @ W), so his dot(w.T, delta) is delta @ W.T here and his
+        # dot(delta, a.T) is a.T @ delta, which also sums over the batch's rows;
+        # and his sigmoid_prime(zs[-l]) is g' read from activations[-l] = g(zs[-l]).
+        for l in range(2, len(self.sizes)):
+            delta = delta @ self.weights[-l + 1].T  # BP2: back through the weights,
+            g_prime(activations[-l], delta)  # then delta *= g'(z), in place
+            nabla_w[-l] = outer_sum(activations[-l - 1], delta)  # BP4
+            if self.bias:
+                nabla_b[-l] = delta.sum(axis=0)  # BP3
+        return nabla_w, nabla_b
+
+    # ---------------------------------------------------------- conveniences
+    def feedforward(self, X: np.ndarray) -> np.ndarray:
+        """The network's output for ``X`` (Nielsen's ``feedforward``), inputs checked.
 
         Parameters
         ----------
@@ -174,23 +258,20 @@ class MLP:
         ndarray of shape (n_samples, sizes[-1])
         """
         (X,) = self.check_inputs(X)
-        buf = Buffers(self, X.shape[0])
-        buf.forward(X)
-        return buf.A_out
+        return self.forward(X)[1][-1]
 
     def loss(self, X: np.ndarray, Y: np.ndarray, loss: str = "mse") -> float:
         """The loss of the network on ``(X, Y)``, averaged over the samples."""
         lossfn = self.get_loss(loss)
         X, Y = self.check_inputs(X, Y)
         check_targets(lossfn, Y)
-        buf = Buffers(self, X.shape[0])
-        buf.forward(X)
-        return lossfn.value(buf.Z_out, buf.A_out, Y, buf.lse)
+        zs, activations = self.forward(X)
+        return lossfn.value(zs[-1], activations[-1], Y)
 
     def loss_and_gradients(
         self, X: np.ndarray, Y: np.ndarray, loss: str = "mse"
     ) -> tuple[float, list[np.ndarray], list[np.ndarray]]:
-        """Loss and its gradients by backpropagation.
+        """Loss and its gradients by backpropagation, inputs checked.
 
         Parameters
         ----------
@@ -202,19 +283,14 @@ class MLP:
         -------
         loss : float
             Averaged over the samples.
-        w_grads : list of ndarray
-            ``w_grads[i].shape == weights[i].shape``.
-        b_grads : list of ndarray
-            ``b_grads[i].shape == biases[i].shape``; empty when ``bias=False``.
+        w_grads, b_grads : list of ndarray
+            As :meth:`backward` returns them.
         """
         lossfn = self.get_loss(loss)
         X, Y = self.check_inputs(X, Y)
         check_targets(lossfn, Y)
-        buf = Buffers(self, X.shape[0])
-        buf.forward(X)
-        value = lossfn.value(buf.Z_out, buf.A_out, Y, buf.lse)
-        buf.backward(X.T, Y, lossfn.delta(self.output), 1.0 / X.shape[0])
-        return value, list(buf.nabla_w), [g.copy() for g in buf.nabla_b]
+        zs, activations = self.forward(X)
+        return (lossfn.value(zs[-1], activations[-1], Y), *self.backward(activations, Y, lossfn))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Class labels: the arg-max output unit, or ``output > 0.5`` for one unit.
@@ -223,13 +299,13 @@ class MLP:
         -------
         ndarray of int, shape (n_samples,)
         """
-        out = self.forward(X)
+        out = self.feedforward(X)
         return (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
 
     def accuracy(self, X: np.ndarray, Y: np.ndarray) -> float:
         """Share of samples whose predicted class matches the target's."""
         X, Y = self.check_inputs(X, Y)
-        return n_correct(self.forward(X), match_labels(Y)) / X.shape[0]
+        return n_correct(self.forward(X)[1][-1], match_labels(Y)) / X.shape[0]
 
     # ---------------------------------------------------------- persistence
     def copy(self) -> MLP:
@@ -244,7 +320,8 @@ class MLP:
         """The architecture and parameters as plain arrays (no pickled objects).
 
         Keys: ``W0, W1, ...``, ``b0, b1, ...`` (when ``bias``), and ``sizes``,
-        ``activation``, ``output``, ``init``, ``dtype``, ``bias``, ``leaky_slope``.
+        ``activation``, ``output``, ``init``, ``bias_init``, ``dtype``, ``bias``,
+        ``leaky_slope``.
         """
         arrays = {f"W{i}": W for i, W in enumerate(self.weights)}
         arrays.update({f"b{i}": b for i, b in enumerate(self.biases)})
@@ -253,6 +330,7 @@ class MLP:
             activation=np.array(self.activation),
             output=np.array(self.output),
             init=np.array(self.init),
+            bias_init=np.array(self.bias_init),
             dtype=np.array(str(self.dtype)),
             bias=np.array(self.bias),
             leaky_slope=np.array(self.leaky_slope),
@@ -261,7 +339,8 @@ class MLP:
 
     @classmethod
     def from_arrays(cls, arrays) -> MLP:
-        """Rebuild a network from :meth:`to_arrays` output (or a loaded ``.npz``)."""
+        """Rebuild a network from :meth:`to_arrays` output (or a loaded ``.npz``;
+        files written before ``bias_init`` existed load as ``"zeros"``)."""
         net = cls(
             [int(s) for s in arrays["sizes"]],
             activation=str(arrays["activation"]),
@@ -270,6 +349,7 @@ class MLP:
             dtype=str(arrays["dtype"]),
             bias=bool(arrays["bias"]),
             leaky_slope=float(arrays["leaky_slope"]),
+            bias_init=str(arrays["bias_init"]) if "bias_init" in arrays else "zeros",
         )
         for i, W in enumerate(net.weights):
             W[...] = arrays[f"W{i}"]
@@ -303,8 +383,24 @@ class MLP:
     def __repr__(self) -> str:
         return (
             f"MLP({self.sizes}, activation={self.activation!r}, output={self.output!r}, "
-            f"init={self.init!r}, dtype={str(self.dtype)!r}, bias={self.bias})"
+            f"init={self.init!r}, bias_init={self.bias_init!r}, dtype={str(self.dtype)!r}, "
+            f"bias={self.bias})"
         )
+
+
+def outer_sum(a: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """BP4's weight gradient ``a.T @ delta``: the sum over the samples (rows) of the
+    outer products of each sample's ``a`` (m, n_in) and ``delta`` (m, n_out).
+
+    One sample (pure SGD) is its own path: ``a.T @ delta`` is then a single outer
+    product, an inner dimension of 1, which ``np.matmul`` does not hand to BLAS and
+    computes several times more slowly than ``np.dot`` (for a 784 x 128 layer it
+    made a whole SGD step about twice as slow).  For batches ``np.matmul`` is the
+    faster of the two.
+    """
+    if a.shape[0] == 1:
+        return np.dot(a.T, delta)
+    return a.T @ delta
 
 
 def match_labels(Y: np.ndarray) -> np.ndarray:
@@ -318,157 +414,3 @@ def n_correct(A: np.ndarray, labels: np.ndarray) -> int:
     if A.shape[1] == 1:
         return int(np.count_nonzero((A > 0.5) == labels))
     return int(np.count_nonzero(A.argmax(axis=1) == labels))
-
-
-class Buffers:
-    """Preallocated arrays for a forward and backward pass over ``m`` samples.
-
-    The training loop keeps one per batch size, so the hot path allocates
-    nothing: every product and activation is written with ``out=``.  The
-    transposed views of the weights stay valid because the parameters are only
-    ever updated in place.
-
-    Products go through ``np.matmul``, which hands a transposed operand to BLAS
-    as a flag (``np.dot`` with ``out=`` copies it first: ~30% slower for the
-    weight gradient of a batch of 64).  For ``m == 1`` (pure SGD) the weight
-    gradient ``a.T @ delta`` is an outer product, which ``np.dot`` hands to BLAS
-    and ``np.matmul`` does not; and the bias gradient is simply a view of ``delta``.
-
-    For batches (``m > 1``) :meth:`backward_step` fuses the backward pass with the
-    plain step, through the accumulating GEMM of :mod:`bpexp.core.blas`:
-    ``W -= (lr / m) * A.T @ delta`` is one product into ``W``, and the bias step
-    is a product with a column of ones.  ``fused`` says whether it is available.
-    """
-
-    def __init__(self, net: MLP, m: int) -> None:
-        sizes, dt = net.sizes, net.dtype
-        L = len(sizes) - 1
-        self.m = m
-        self.mm = np.dot if m == 1 else np.matmul
-        self.weights = net.weights
-        self.biases = net.biases
-        self.WT = [W.T for W in net.weights]
-        # A[l] holds layer l+1's activation (Z, then g(Z) in place), l < L - 1.
-        self.A = [np.empty((m, s), dt) for s in sizes[1:-1]]
-        self.AT = [a.T for a in self.A]
-        # The bias and the activation run over blocks of ROW_BLOCK rows: the
-        # activation then reads what the bias just wrote from cache, not memory.
-        rows = [slice(i, i + ROW_BLOCK) for i in range(0, m, ROW_BLOCK)]
-        act = net._activations[net.activation]
-        self.blocks = []  # per hidden layer: (block of A, its activation)
-        for a in self.A:
-            if net.activation == "relu":  # see relu: a zeros array is its fast path
-                zeros = np.zeros(a[rows[0]].shape, dt)
-                self.blocks.append(
-                    [(a[r], functools.partial(relu, zeros=zeros[: len(a[r])])) for r in rows]
-                )
-            else:
-                self.blocks.append([(a[r], act) for r in rows])
-        self.deriv = [net._derivatives[net.activation]] * (L - 1)
-        self.out_act = net._activations[net.output]
-        self.softmax = net.output == "softmax"
-        self._softmax_parts: tuple[np.ndarray, np.ndarray] | None = None
-        self.Z_out = np.empty((m, sizes[-1]), dt)
-        self.A_out = self.Z_out if net.output == "identity" else np.empty_like(self.Z_out)
-        self.delta = [np.empty((m, s), dt) for s in sizes[1:]]
-        self.scratch = [np.empty((m, s), dt) for s in sizes[1:]]
-        self.nabla_w = [np.empty_like(W) for W in net.weights]
-        if not net.bias:
-            self.nabla_b = []
-        elif m == 1:
-            self.nabla_b = [d[0] for d in self.delta]
-        else:
-            self.nabla_b = [np.empty_like(b) for b in net.biases]
-        self.grads = self.nabla_w + self.nabla_b
-        self._sum_bias = net.bias and m > 1
-        # Bias gradients as ones @ delta: BLAS sums a batch's rows 2-4x faster
-        # than np.add.reduce(delta, axis=0).
-        self._ones = np.ones(m, dt)
-        bind = gemm_accumulate(dt) if m > 1 else None
-        self.fused = bind is not None and all(p.flags.c_contiguous for p in net.weights)
-        if self.fused:
-            self._bind = bind
-            ones = self._ones.reshape(m, 1)
-            # _w_steps[0] depends on the input batch: see bind_input
-            self._w_steps = [None] + [
-                bind(self.A[l - 1], self.delta[l], net.weights[l]) for l in range(1, L)
-            ]
-            self._b_steps = [
-                bind(ones, d, b.reshape(1, -1)) for d, b in zip(self.delta, net.biases)
-            ]
-
-    def forward(self, X: np.ndarray) -> None:
-        """Forward pass of ``X`` (m, n_0) into ``A``, ``Z_out`` and ``A_out``."""
-        a = X
-        biases, mm = self.biases, self.mm
-        for l, (W, z) in enumerate(zip(self.weights, self.A)):
-            mm(a, W, out=z)
-            for block, act in self.blocks[l]:
-                if biases:
-                    np.add(block, biases[l], out=block)
-                act(block, block)
-            a = z
-        mm(a, self.weights[-1], out=self.Z_out)
-        if biases:
-            np.add(self.Z_out, biases[-1], out=self.Z_out)
-        if self.softmax:
-            self._softmax_parts = softmax_parts(self.Z_out, self.A_out)
-        else:
-            self.out_act(self.Z_out, self.A_out)
-
-    @property
-    def lse(self) -> np.ndarray | None:
-        """The output rows' log-sum-exp (m, 1) after a softmax forward pass, else None
-        (see :meth:`Loss.value`); made on demand, since training steps never need it."""
-        if not self.softmax or self._softmax_parts is None:
-            return None
-        top, total = self._softmax_parts
-        return np.log(total) + top
-
-    def backward(self, XT: np.ndarray, Y: np.ndarray, loss_delta, scale: float) -> None:
-        """Backward pass after :meth:`forward`: fills ``nabla_w`` and ``nabla_b``.
-
-        ``XT`` is the transposed input batch (n_0, m); ``scale`` multiplies the
-        output delta (``1/m`` for the mean, ``lr/m`` to fold in a plain step).
-        """
-        delta, nabla_w, mm = self.delta, self.nabla_w, self.mm
-        d = delta[-1]
-        loss_delta(self.A_out, Y, d, self.scratch[-1])
-        d *= scale
-        for l in range(len(nabla_w) - 1, 0, -1):
-            mm(self.AT[l - 1], delta[l], out=nabla_w[l])
-            if self._sum_bias:
-                np.dot(self._ones, delta[l], out=self.nabla_b[l])
-            mm(delta[l], self.WT[l], out=delta[l - 1])
-            self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
-        # the bias first, while delta[0] is still in cache (the product streams all of X)
-        if self._sum_bias:
-            np.dot(self._ones, delta[0], out=self.nabla_b[0])
-        mm(XT, delta[0], out=nabla_w[0])
-
-    def bind_input(self, X: np.ndarray):
-        """The fused step of the first layer's weights for the input batch ``X``
-        (m, n_0), C-contiguous: pass it to :meth:`backward_step`."""
-        return self._bind(X, self.delta[0], self.weights[0])
-
-    def backward_step(self, input_step, Y: np.ndarray, loss_delta, scale: float) -> None:
-        """Backward pass fused with the plain step ``p -= scale * gradient``.
-
-        Needs ``fused``; ``input_step`` comes from :meth:`bind_input` for the batch
-        just passed :meth:`forward`.  Each layer's delta is propagated through its
-        weights before they take their step, so the result is that of
-        :meth:`backward` followed by the plain update, up to rounding.  No
-        gradient buffer is written (``nabla_w`` and ``nabla_b`` are left as they were).
-        """
-        delta = self.delta
-        loss_delta(self.A_out, Y, delta[-1], self.scratch[-1])
-        b_steps = self._b_steps
-        for l in range(len(delta) - 1, 0, -1):
-            self.mm(delta[l], self.WT[l], out=delta[l - 1])
-            self._w_steps[l](-scale)
-            if b_steps:
-                b_steps[l](-scale)
-            self.deriv[l - 1](self.A[l - 1], delta[l - 1], self.scratch[l - 1])
-        if b_steps:  # the bias first, while delta[0] is still in cache
-            b_steps[0](-scale)
-        input_step(-scale)

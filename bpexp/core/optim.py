@@ -2,9 +2,6 @@
 
 An update rule owns the state it needs (velocities, moments) and changes the
 parameters in place from their gradients; it never modifies the gradients.
-The plain rule is special-cased by the trainer: it folds ``lr`` into the
-backward pass (``scale = lr / m``), so its gradient buffers already hold
-``lr * gradient`` and the step is a single subtraction per parameter.
 """
 
 from __future__ import annotations
@@ -19,8 +16,6 @@ class Update:
     """Base class. ``params`` and ``grads`` are parallel lists of arrays."""
 
     name = ""
-    #: whether the gradients arrive already multiplied by the learning rate
-    folds_lr = False
 
     def __init__(self, params: list[np.ndarray]) -> None:
         self.params = params
@@ -30,19 +25,23 @@ class Update:
 
 
 class Plain(Update):
-    """``w -= lr * g`` (``grads`` already hold ``lr * g``)."""
+    """Gradient descent: ``w -= lr * g`` for every parameter."""
 
     name = "plain"
-    folds_lr = True
 
     def step(self, grads: list[np.ndarray], lr: float) -> None:
-        for p, g in zip(self.params, grads):
-            p -= g
+        for w, g in zip(self.params, grads):
+            w -= lr * g
 
 
 class Momentum(Update):
     """Heavy ball: ``v = mu v - lr g``, ``w += v``; with ``nesterov`` the look-ahead
-    form ``w += mu v - lr g`` (Sutskever et al. 2013, as in scikit-learn)."""
+    form ``w += mu v - lr g`` (Sutskever et al. 2013, as in scikit-learn).
+
+    The learning rate is inside the velocity: under a schedule, ``v`` keeps the
+    past steps at the rates they were taken with (as scikit-learn does; PyTorch
+    keeps ``v = mu v + g`` and multiplies by the current rate, which rescales them).
+    """
 
     name = "momentum"
 
@@ -67,7 +66,15 @@ class Momentum(Update):
 
 
 class Adam(Update):
-    """Adam (Kingma & Ba 2015) with bias-corrected moment estimates."""
+    """Adam (Kingma & Ba 2015) with bias-corrected moment estimates.
+
+    Both bias corrections are folded into the step size, as in the paper's
+    section 2 and scikit-learn:
+    ``w -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``.  PyTorch puts
+    ``eps`` inside the correction, ``lr * m_hat / (sqrt(v_hat) + eps)``: the folded
+    form is that one with ``eps / sqrt(1 - b2^t)`` for ``eps``, a larger epsilon
+    over the first steps.
+    """
 
     name = "adam"
 

@@ -7,6 +7,9 @@ An epoch is one pass over the training set whatever the variant:
 - ``mbgd``: ``ceil(n / batch_size)`` updates per epoch over a fresh random
   order, the last (short) batch kept.
 
+Every update is :func:`update_mini_batch`: :meth:`MLP.forward`,
+:meth:`MLP.backward` and the update rule's ``step``, as they are written.
+
 What a record's ``train_loss`` means is set by ``train_eval``:
 
 - ``"full"`` (default): the loss over the whole training set with the weights
@@ -28,10 +31,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpexp.core.activations import softmax_lse
 from bpexp.core.losses import Loss, check_targets
-from bpexp.core.network import MLP, Buffers, match_labels, n_correct
-from bpexp.core.optim import make_schedule, make_update
+from bpexp.core.network import MLP, match_labels, n_correct
+from bpexp.core.optim import Update, make_schedule, make_update
 
 VARIANTS = ("bgd", "sgd", "mbgd")
 TRAIN_EVAL = ("full", "running")
@@ -51,7 +53,8 @@ class History:
         (with validation data), ``grad_norm`` (L2 norm over all parameters of the
         gradient of the epoch's last update), ``updates`` and ``samples``
         (cumulative), ``seconds`` (cumulative time spent training, evaluation
-        excluded) and ``lr`` (the epoch's learning rate).
+        excluded) and ``lr`` (the epoch's learning rate); with
+        ``fit(record_order=True)``, ``order`` too (see :func:`fit`).
     initial : dict
         The same measures before the first update, as epoch 0.
     converged : bool
@@ -112,29 +115,59 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
-class _Evaluator:
-    """Loss and accuracy of the network on a fixed set, in bounded chunks."""
+def update_mini_batch(
+    net: MLP, X: np.ndarray, Y: np.ndarray, loss: Loss, update: Update, lr: float
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """One step of gradient descent on the batch ``(X, Y)``, as in Nielsen's network.py.
 
-    def __init__(self, net: MLP, X: np.ndarray, Y: np.ndarray, loss: Loss) -> None:
-        n = X.shape[0]
-        self.loss, self.n = loss, n
-        self.labels = match_labels(Y)
-        size = min(n, EVAL_CHUNK)
-        bufs = {size: Buffers(net, size)}
-        if n % size:
-            bufs[n % size] = Buffers(net, n % size)
-        self.chunks = [
-            (X[i : i + size], Y[i : i + size], self.labels[i : i + size], bufs[min(size, n - i)])
-            for i in range(0, n, size)
-        ]
+    Parameters
+    ----------
+    net : MLP
+        Updated in place.
+    X : ndarray of shape (m, net.sizes[0])
+    Y : ndarray of shape (m, net.sizes[-1])
+    loss : Loss
+    update : Update
+        The update rule over ``net.weights + net.biases``.
+    lr : float
 
-    def __call__(self) -> tuple[float, float]:
-        total, correct = 0.0, 0
-        for X, Y, labels, buf in self.chunks:
-            buf.forward(X)
-            total += self.loss.value(buf.Z_out, buf.A_out, Y, buf.lse) * X.shape[0]
-            correct += n_correct(buf.A_out, labels)
-        return total / self.n, correct / self.n
+    Returns
+    -------
+    zs : list of ndarray
+        The forward pass's weighted inputs, made with the weights before the step.
+    grads : list of ndarray
+        The gradients the step used, ``nabla_w + nabla_b``.
+    """
+    zs, activations = net.forward(X)
+    nabla_w, nabla_b = net.backward(activations, Y, loss)
+    update.step(nabla_w + nabla_b, lr)
+    return zs, nabla_w + nabla_b
+
+
+def _measures(
+    loss: Loss, z_out: np.ndarray, out: np.ndarray, Y: np.ndarray, labels: np.ndarray
+) -> tuple[float, float]:
+    """Loss and accuracy of outputs ``out = g(z_out)`` against targets ``Y`` (and their labels)."""
+    return loss.value(z_out, out, Y), n_correct(out, labels) / Y.shape[0]
+
+
+def evaluate(
+    net: MLP, X: np.ndarray, Y: np.ndarray, loss: Loss, labels: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Loss and accuracy of ``net`` on ``(X, Y)``, in chunks of EVAL_CHUNK rows
+    (to bound the memory a large set's forward pass takes)."""
+    if labels is None:
+        labels = match_labels(Y)
+    n = X.shape[0]
+    total = correct = 0.0
+    for i in range(0, n, EVAL_CHUNK):
+        rows = slice(i, i + EVAL_CHUNK)
+        zs, activations = net.forward(X[rows])
+        chunk_loss, chunk_accuracy = _measures(loss, zs[-1], activations[-1], Y[rows], labels[rows])
+        size = activations[-1].shape[0]
+        total += chunk_loss * size
+        correct += chunk_accuracy * size
+    return total / n, correct / n
 
 
 def fit(
@@ -163,8 +196,19 @@ def fit(
     decay: float = 0.01,
     train_eval: str = "full",
     rng: np.random.Generator | None = None,
+    record_order: bool = False,
 ) -> History:
     """Train ``net`` in place by gradient descent and return its :class:`History`.
+
+    Reproducibility: the only randomness in training is the order of the
+    samples.  sgd and mbgd draw exactly one ``rng.permutation(n)`` per epoch,
+    from the generator made from ``seed`` (or the ``rng`` given), and take their
+    batches from it in turn: batch ``k`` is the samples ``order[k*m:(k+1)*m]``.
+    bgd draws nothing.  Nothing else draws from the generator, and the global
+    ``np.random`` state is never used; with the network's own initialisation
+    (``MLP(seed=...)``, or the same ``rng`` passed to both, which then draws the
+    initial parameters first) that is all the randomness of a run, so the
+    same seeds give bit-identical weights and histories.
 
     Parameters
     ----------
@@ -201,6 +245,10 @@ def fit(
         What ``train_loss`` and ``train_accuracy`` measure (module docstring).
     rng : numpy.random.Generator, optional
         The run's generator; when given it does the shuffling instead of ``seed``.
+    record_order : bool
+        Put the epoch's permutation in each record as ``order`` (an int array
+        of the sample indices in the order they were used; None for bgd), so the
+        run can be replayed without reading this code.
 
     Returns
     -------
@@ -235,11 +283,10 @@ def fit(
     lossfn = net.get_loss(loss)
     X, Y = net.check_inputs(X, Y)
     check_targets(lossfn, Y)
-    validate = None
     if X_val is not None:
         X_val, Y_val = net.check_inputs(X_val, Y_val, what="X_val")
         check_targets(lossfn, Y_val, "Y_val")
-        validate = _Evaluator(net, X_val, Y_val, lossfn)
+        labels_val = match_labels(Y_val)
     updater = make_update(
         update,
         net.weights + net.biases,
@@ -254,14 +301,24 @@ def fit(
 
     n = X.shape[0]
     m = n if variant == "bgd" else 1 if variant == "sgd" else min(int(batch_size), n)
-    trainer = _BatchTrainer(net, X, Y, m, lossfn, updater, rng, train_eval)
+    labels = match_labels(Y)
+    running = train_eval == "running"
     history = History(loss_threshold=loss_threshold, train_eval=train_eval)
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        initial = {"epoch": 0}
-        initial["train_loss"], initial["train_accuracy"] = trainer.evaluate_initial()
-        if validate is not None:
-            initial["val_loss"], initial["val_accuracy"] = validate()
+        initial: dict = {"epoch": 0}
+        if variant == "bgd":
+            # bgd's forward pass of the current weights, kept: it measures them
+            # and is the one the next epoch learns from.
+            zs, activations = net.forward(X)
+            measured = _measures(lossfn, zs[-1], activations[-1], Y, labels)
+        else:
+            measured = evaluate(net, X, Y, lossfn, labels)
+        initial["train_loss"], initial["train_accuracy"] = measured
+        if X_val is not None:
+            initial["val_loss"], initial["val_accuracy"] = evaluate(
+                net, X_val, Y_val, lossfn, labels_val
+            )
         initial.update(updates=0, samples=0, seconds=0.0)
         history.initial = initial
         if callback is not None and callback(initial):
@@ -271,19 +328,48 @@ def fit(
         seconds = 0.0
         for epoch in range(1, epochs + 1):
             lr_e = float(lr_at(epoch - 1))
-            t0 = time.perf_counter()
-            train_loss, train_acc = trainer.epoch(lr_e)
-            seconds += time.perf_counter() - t0
-            record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc}
-            if validate is not None:
-                record["val_loss"], record["val_accuracy"] = validate()
+            order = None
+            if variant == "bgd":
+                t0 = time.perf_counter()
+                nabla_w, nabla_b = net.backward(activations, Y, lossfn)
+                grads = nabla_w + nabla_b
+                updater.step(grads, lr_e)
+                zs, activations = net.forward(X)
+                seconds += time.perf_counter() - t0
+                before = measured  # the loss before this epoch's update
+                measured = _measures(lossfn, zs[-1], activations[-1], Y, labels)
+                train = before if running else measured
+            else:
+                t0 = time.perf_counter()
+                order = rng.permutation(n)
+                # running: each batch's output logits, before its update
+                z_seen = np.empty((n, net.sizes[-1]), net.dtype) if running else None
+                for i in range(0, n, m):
+                    batch = order[i : i + m]
+                    zs, grads = update_mini_batch(net, X[batch], Y[batch], lossfn, updater, lr_e)
+                    if z_seen is not None:
+                        z_seen[i : i + m] = zs[-1]
+                seconds += time.perf_counter() - t0
+                if z_seen is not None:
+                    out = net._activations[net.output](z_seen)
+                    train = _measures(lossfn, z_seen, out, Y[order], labels[order])
+                else:
+                    train = evaluate(net, X, Y, lossfn, labels)
+            train_loss = train[0]
+            record = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train[1]}
+            if X_val is not None:
+                record["val_loss"], record["val_accuracy"] = evaluate(
+                    net, X_val, Y_val, lossfn, labels_val
+                )
             record.update(
-                grad_norm=trainer.grad_norm(lr_e),
-                updates=epoch * trainer.n_batches,
+                grad_norm=math.sqrt(sum([float(np.vdot(g, g)) for g in grads])),
+                updates=epoch * -(-n // m),
                 samples=epoch * n,
                 seconds=seconds,
                 lr=lr_e,
             )
+            if record_order:
+                record["order"] = order
             history.records.append(record)
             if not math.isfinite(train_loss):
                 history.diverged, history.stop_reason = True, "diverged"
@@ -294,106 +380,3 @@ def fit(
             if history.stop_reason != "epochs":
                 break
     return history
-
-
-class _BatchTrainer:
-    """The epoch loop of one variant, over preallocated batches and buffers.
-
-    bgd learns from ``X`` itself.  sgd and mbgd copy a fresh permutation of
-    the training set into ``Xs``/``Ys`` once per epoch (one ``np.take`` each),
-    so every batch is a fixed, contiguous view made once: the inner loop only
-    runs the forward pass, the backward pass and the update.
-    """
-
-    def __init__(self, net, X, Y, m, lossfn, updater, rng, train_eval) -> None:
-        n = X.shape[0]
-        self.net, self.X, self.Y, self.n, self.m = net, X, Y, n, m
-        self.loss, self.loss_delta = lossfn, lossfn.delta(net.output)
-        self.updater, self.rng, self.train_eval = updater, rng, train_eval
-        self.n_batches = -(-n // m)
-        self.labels = match_labels(Y)
-        self.bgd = m == n
-        self.last_buf: Buffers
-        if self.bgd:
-            self.buf = self.last_buf = Buffers(net, n)
-            self.XT = X.T
-            self._prev = (math.nan, math.nan)
-            return
-        self.Xs, self.Ys = np.empty_like(X), np.empty_like(Y)
-        bufs = {m: Buffers(net, m)}
-        if n % m:
-            bufs[n % m] = Buffers(net, n % m)
-        self.running = train_eval == "running"
-        self.Zs = np.empty((n, net.sizes[-1]), net.dtype) if self.running else None
-        # The plain rule steps inside the backward pass (Buffers.backward_step),
-        # except on the epoch's last batch, whose gradient grad_norm reports.
-        fused = updater.folds_lr and all(b.fused for b in bufs.values())
-        self.batches = []
-        for i in range(0, n, m):
-            xb, buf = self.Xs[i : i + m], bufs[min(m, n - i)]
-            last = i + m >= n
-            input_step = buf.bind_input(xb) if fused and not last else None
-            zb = self.Zs[i : i + m] if self.running else None
-            self.batches.append((xb, xb.T, self.Ys[i : i + m], zb, buf, input_step))
-        self.last_buf = buf
-        self.evaluate = _Evaluator(net, X, Y, lossfn)
-
-    def _bgd_measures(self) -> tuple[float, float]:
-        buf = self.buf
-        return (
-            self.loss.value(buf.Z_out, buf.A_out, self.Y, buf.lse),
-            n_correct(buf.A_out, self.labels) / self.n,
-        )
-
-    def evaluate_initial(self) -> tuple[float, float]:
-        if self.bgd:
-            self.buf.forward(self.X)
-            self._prev = self._bgd_measures()
-            return self._prev
-        return self.evaluate()
-
-    def epoch(self, lr: float) -> tuple[float, float]:
-        """Run one epoch at learning rate ``lr``; return its training loss and accuracy."""
-        fold = lr if self.updater.folds_lr else 1.0
-        step = self.updater.step
-        if self.bgd:
-            # The forward pass of the current weights is already in the buffers
-            # (it evaluated the previous epoch).
-            buf = self.buf
-            buf.backward(self.XT, self.Y, self.loss_delta, fold / self.n)
-            step(buf.grads, lr)
-            buf.forward(self.X)
-            before, self._prev = self._prev, self._bgd_measures()
-            return before if self.train_eval == "running" else self._prev
-
-        perm = self.rng.permutation(self.n)
-        # mode="clip" (the indices are valid anyway) avoids the buffered copy
-        # that np.take makes with out= in its default mode.
-        np.take(self.X, perm, axis=0, out=self.Xs, mode="clip")
-        np.take(self.Y, perm, axis=0, out=self.Ys, mode="clip")
-        loss_delta = self.loss_delta
-        for xb, xbT, yb, zb, buf, input_step in self.batches:
-            buf.forward(xb)
-            if zb is not None:
-                np.copyto(zb, buf.Z_out)
-            if input_step is not None:
-                buf.backward_step(input_step, yb, loss_delta, lr / buf.m)
-            else:
-                buf.backward(xbT, yb, loss_delta, fold / buf.m)
-                step(buf.grads, lr)
-        if not self.running:
-            return self.evaluate()
-        As, lse = np.empty_like(self.Zs), None
-        if self.net.output == "softmax":  # its log-sum-exp, so the loss does not redo it
-            lse = softmax_lse(self.Zs, As)
-        else:
-            self.net._activations[self.net.output](self.Zs, As)
-        return (
-            self.loss.value(self.Zs, As, self.Ys, lse),
-            n_correct(As, np.take(self.labels, perm, axis=0)) / self.n,
-        )
-
-    def grad_norm(self, lr: float) -> float:
-        """L2 norm of the last update's gradient over all parameters."""
-        sq = sum([np.vdot(g, g) for g in self.last_buf.grads])
-        return math.sqrt(sq) / (lr if self.updater.folds_lr else 1.0)

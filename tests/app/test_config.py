@@ -76,6 +76,7 @@ def test_the_five_studies_are_there():
         ("trainer.loss_threshold=-0.5", "trainer.loss_threshold: must be > 0, got -0.5"),
         ("model.activation=swish", "model.activation: must be one of sigmoid, tanh, relu"),
         ("model.init=glorot", "model.init: must be one of uniform, normal, xavier_uniform"),
+        ("model.bias_init=ones", "model.bias_init: must be one of zeros, normal, got 'ones'"),
         ("model.dtype=float16", "model.dtype: must be one of float32, float64"),
         ("optimizer.update=rmsprop", "optimizer.update: must be one of plain, momentum"),
         ("optimizer.schedule=cosine", "optimizer.schedule: must be one of constant, step"),

@@ -167,3 +167,12 @@ def test_logged_epochs():
     assert len(chosen) == 200 and {0, 10_000} <= chosen  # max_points=200 here
     gaps = np.diff(sorted(chosen))
     assert gaps.max() - gaps.min() <= 1  # evenly spaced
+
+
+def test_bias_init_reaches_the_network(run_in_process, store):
+    run_in_process("tracking.experiment=t-bias-init", "model.bias_init=normal", "trainer.epochs=1")
+    (run,) = runs(store, "t-bias-init")
+    assert run.data.params["model.bias_init"] == "normal"
+    client = MlflowClient(tracking_uri=store)
+    with np.load(artifacts(client, run.info.run_id) / "weights.npz", allow_pickle=False) as arrays:
+        assert str(arrays["bias_init"]) == "normal"

@@ -94,7 +94,7 @@ def _iamtrask_net() -> MLP:
 
 def test_iamtrask_error_at_step_0():
     net = _iamtrask_net()
-    mae = np.mean(np.abs(TOY3_Y[:4] - net.forward(TOY3_X[:4])))
+    mae = np.mean(np.abs(TOY3_Y[:4] - net.feedforward(TOY3_X[:4])))
     assert round(mae, 4) == 0.4964
 
 
@@ -107,7 +107,7 @@ def test_iamtrask_known_answers_after_50000_steps(step, expected):
     samples, so his step size s is our learning rate 4 s."""
     net = _iamtrask_net()
     fit(net, TOY3_X[:4], TOY3_Y[:4], variant="bgd", lr=4 * step, epochs=50_000, loss="mse")
-    mae = np.mean(np.abs(TOY3_Y[:4] - net.forward(TOY3_X[:4])))
+    mae = np.mean(np.abs(TOY3_Y[:4] - net.feedforward(TOY3_X[:4])))
     assert mae == pytest.approx(expected, rel=5e-3)
 
 
@@ -249,7 +249,7 @@ def test_float32_stays_float32(update, variant):
     net = MLP([4, 6, 3], activation="relu", output="softmax", dtype="float32")
     h = fit(net, X, Y, variant=variant, batch_size=8, loss="cross_entropy", update=update, epochs=3)
     assert all(p.dtype == np.float32 for p in net.weights + net.biases)
-    assert net.forward(X).dtype == np.float32
+    assert net.feedforward(X).dtype == np.float32
     assert all(np.isfinite(h.column("train_loss")))
 
 
@@ -376,4 +376,58 @@ def test_save_and_load_round_trip(tmp_path):
     back = MLP.load(path)
     assert repr(back) == repr(net) and back.leaky_slope == 0.2
     X = np.random.default_rng(0).random((4, 3))
-    np.testing.assert_array_equal(back.forward(X), net.forward(X))
+    np.testing.assert_array_equal(back.feedforward(X), net.feedforward(X))
+
+
+@pytest.mark.parametrize("variant,batch_size", [("sgd", 1), ("mbgd", 4), ("mbgd", 7)])
+def test_recorded_order_is_the_order_used_and_the_only_draw(variant, batch_size):
+    """record_order=True: each record's ``order`` is the epoch's permutation, one
+    ``rng.permutation(n)`` per epoch and nothing else from the generator; replaying
+    the batches in that order by hand gives the trained network."""
+    rng = np.random.default_rng(3)
+    X, labels = rng.normal(size=(18, 4)), rng.integers(0, 3, 18)
+    Y = np.eye(3)[labels]
+    net = MLP([4, 5, 3], activation="tanh", output="softmax", bias_init="normal", seed=1)
+    twin = net.copy()
+    run_rng = np.random.default_rng(21)
+    h = fit(
+        net, X, Y, variant=variant, batch_size=batch_size, lr=0.3, epochs=3,
+        loss="cross_entropy", rng=run_rng, record_order=True,
+    )  # fmt: skip
+    replay = np.random.default_rng(21)
+    for record in h.records:
+        order = record["order"]
+        np.testing.assert_array_equal(order, replay.permutation(18))
+        for i in range(0, 18, batch_size):
+            rows = order[i : i + batch_size]
+            _, w_grads, b_grads = twin.loss_and_gradients(X[rows], Y[rows], "cross_entropy")
+            for p, g in zip(twin.weights + twin.biases, w_grads + b_grads, strict=True):
+                p -= 0.3 * g
+    assert run_rng.bit_generator.state == replay.bit_generator.state  # no other draw
+    for a, b in zip(net.weights + net.biases, twin.weights + twin.biases, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_bgd_draws_nothing_and_records_no_order():
+    rng = np.random.default_rng(5)
+    state = rng.bit_generator.state
+    h = fit(MLP([2, 4, 1], seed=0), XOR_X, XOR_Y, epochs=3, rng=rng, record_order=True)
+    assert [r["order"] for r in h.records] == [None, None, None]
+    assert rng.bit_generator.state == state
+    h = fit(MLP([2, 4, 1], seed=0), XOR_X, XOR_Y, variant="sgd", epochs=2)
+    assert "order" not in h.records[0]  # only when asked
+
+
+def test_evaluation_in_chunks_is_the_loss_over_the_whole_set(monkeypatch):
+    """Large sets are evaluated EVAL_CHUNK rows at a time (the last chunk short):
+    the result is the loss and accuracy over all of them."""
+    from bpexp.core import training
+    from bpexp.core.losses import get_loss
+
+    rng = np.random.default_rng(8)
+    X, Y = rng.normal(size=(50, 4)), np.eye(3)[rng.integers(0, 3, 50)]
+    net = MLP([4, 6, 3], activation="relu", output="softmax", seed=2)
+    monkeypatch.setattr(training, "EVAL_CHUNK", 7)
+    loss, accuracy = training.evaluate(net, X, Y, get_loss("cross_entropy", "softmax"))
+    assert loss == pytest.approx(net.loss(X, Y, "cross_entropy"), rel=1e-12)
+    assert accuracy == net.accuracy(X, Y)
