@@ -9,6 +9,7 @@ from bpexp.core.init import INITIALISERS
 from bpexp.core.losses import LOSSES
 from bpexp.core.network import MLP
 from bpexp.core.optim import SCHEDULES, UPDATES
+from bpexp.core.stacked import fit_many
 from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, fit
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "History",
     "check_gradients",
     "fit",
+    "fit_many",
 ]
