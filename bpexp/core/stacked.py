@@ -114,9 +114,8 @@ def _labels(Y: np.ndarray) -> np.ndarray:
 
 def _n_correct(A: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Correct predictions per network, shape (K,), for outputs ``A`` (K, m, o)."""
-    if A.shape[2] == 1:
-        return np.count_nonzero((A > 0.5) == labels, axis=(1, 2))
-    return np.count_nonzero(A.argmax(axis=2) == labels, axis=1)
+    hits = (A > 0.5) == labels if A.shape[2] == 1 else A.argmax(axis=2) == labels
+    return np.add.reduce(hits.reshape(A.shape[0], -1), axis=1)
 
 
 class _Stack:
@@ -140,6 +139,8 @@ class _Stack:
         self.update, self.train_eval = update, train_eval
         self.rngs = rngs
         self.labels = _labels(Y)
+        self.arange = np.arange(self.n)
+        self._lr_seen = None
         self.t = 0  # adam's step count, the same for every network of the stack
         # (name, offset, shape) of each parameter in a row of the (K, P) arrays
         self.layout, off = [], 0
@@ -187,6 +188,10 @@ class _Stack:
         self.WT = [w.swapaxes(1, 2) for w in self.W]
         self.col = {k: v.astype(dt) if k in _DTYPE_CONSTS else v for k, v in self.consts.items()}
         m, widths = self.m, self.sizes[1:]
+        self.eval_bufs: dict[int, tuple] = {}
+        # each network's order for the epoch, one row each (see epoch)
+        self.perm = np.empty((K, self.n), np.int64)
+        self.perm_rows = list(self.perm)
         # training buffers: Z[l] then g(Z[l]) in place for the hidden layers
         self.Z = [np.empty((K, m, w), dt) for w in widths]
         self.A_out = np.empty_like(self.Z[-1])
@@ -223,6 +228,7 @@ class _Stack:
         self.state = [s[rows] for s in self.state]
         self.consts = {k: v[rows] for k, v in self.consts.items()}
         self.rngs = [r for r, keep in zip(self.rngs, rows, strict=True) if keep]
+        self._lr_seen = None
         self._views()
         if self.bgd:  # the forward pass of the current weights, which the next epoch uses
             for new, old in zip([*self.Z, self.A_out], [*Z, A_out], strict=True):
@@ -267,14 +273,20 @@ class _Stack:
         d *= 1.0 / m
         for l in range(self.L - 1, -1, -1):
             a_T = XT if l == 0 else Z[l - 1].swapaxes(1, 2)
-            if m == 1:  # an outer product: a multiply, which matmul does not hand to BLAS
+            # a product over an inner dimension of 1 is an outer product: one
+            # multiply (the same numbers), cheaper than matmul's call per network
+            if m == 1:
                 np.multiply(a_T, D[l], out=self.gW[l])
+                if self.bias:
+                    np.copyto(self.gB[l], D[l])
             else:
                 np.matmul(a_T, D[l], out=self.gW[l])
-            if self.bias:
-                np.matmul(self.ones[:, :m], D[l], out=self.gB[l])
+                if self.bias:
+                    np.matmul(self.ones[:, :m], D[l], out=self.gB[l])
             if l > 0:
-                np.matmul(D[l], self.WT[l], out=D[l - 1])
+                (np.multiply if self.sizes[l + 1] == 1 else np.matmul)(
+                    D[l], self.WT[l], out=D[l - 1]
+                )
                 self.deriv(Z[l - 1], D[l - 1], S[l - 1])
 
     def step(self, lr: np.ndarray) -> None:
@@ -329,7 +341,7 @@ class _Stack:
         n, K = X.shape[0], self.K
         rows = max(1, min(n, EVAL_ELEMENTS // (K * max(self.sizes[1:]))))
         total, correct = np.zeros(K), np.zeros(K, np.int64)
-        bufs: dict[int, tuple] = {}
+        bufs = self.eval_bufs
         for i in range(0, n, rows):
             c = min(rows, n - i)
             if c not in bufs:
@@ -357,8 +369,10 @@ class _Stack:
     def epoch(self, lr: np.ndarray):
         """One epoch of every network at learning rates ``lr`` (K,) float64; return
         each network's training loss and accuracy (K,) as ``train_eval`` defines them."""
-        self._lr64 = lr[:, None]
-        lr_col = self._lr64.astype(self.dtype)
+        if lr is not self._lr_seen:  # the same array every epoch for a constant schedule
+            self._lr_seen, self._lr64 = lr, lr[:, None]
+            self._lr_col = self._lr64.astype(self.dtype)
+        lr_col = self._lr_col
         if self.bgd:
             # the forward pass of the current weights is in the buffers already
             # (it evaluated the previous epoch)
@@ -369,8 +383,13 @@ class _Stack:
             return before if self.train_eval == "running" else self._prev
 
         n, m = self.n, self.m
-        # each network's own order: one permutation from its own generator
-        perm = np.stack([rng.permutation(n) for rng in self.rngs])
+        # each network's own order: one permutation from its own generator.
+        # rng.permutation(n) is rng.shuffle(np.arange(n)) (the same draws, the
+        # same result); shuffling each row in place saves an array a network
+        perm = self.perm
+        perm[...] = self.arange
+        for rng, row in zip(self.rngs, self.perm_rows, strict=True):
+            rng.shuffle(row)
         running = self.train_eval == "running"
         for i in range(0, n, m):
             if i + m <= n:
@@ -600,6 +619,7 @@ def _train(
 
     thr = np.array([math.nan if t is None else t for t in thresholds])
     lr_const = np.array([f(0) for f in lr_at], dtype=np.float64) if schedule == "constant" else None
+    thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
     any_callback = any(c is not None for c in callbacks)
     block = 1 if any_callback else RECORD_BLOCK
     buf = {key: np.empty((block, K)) for key in keys}
@@ -652,8 +672,8 @@ def _train(
 
     for epoch in range(1, epochs + 1):
         row = len(epoch_nums)
-        if lr_const is not None:
-            lr = lr_const[stack.ids] if stack.K < K else lr_const
+        if lr_now is not None:
+            lr = lr_now
         else:
             lr = np.array([lr_at[k](epoch - 1) for k in stack.ids.tolist()], dtype=np.float64)
         t0 = time.perf_counter()
@@ -670,9 +690,14 @@ def _train(
         buf["lr"][row, :Kr] = lr
         epoch_nums.append(epoch)
         secs.append(seconds)
-        diverged = ~np.isfinite(train_loss)
-        converged = train_loss <= thr[stack.ids]
-        ending = diverged | converged
+        # one cheap test for "nothing stopped", the usual case
+        if math.isfinite(np.add.reduce(train_loss)) and not (train_loss <= thr_now).any():
+            diverged = converged = np.zeros(Kr, bool)  # read only
+            ending = np.zeros(Kr, bool)
+        else:
+            diverged = ~np.isfinite(train_loss)
+            converged = train_loss <= thr_now
+            ending = diverged | converged
         if any_callback or ending.any() or row + 1 == block:
             flush()
         if any_callback:
@@ -692,5 +717,6 @@ def _train(
             stack.keep(~ending)
             if stack.K == 0:
                 return
+            thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
     flush()
     stack.write_back(np.ones(stack.K, bool))
