@@ -244,6 +244,31 @@ class _Stack:
             for b, src in zip(net.biases, self.B, strict=True):
                 b[...] = src[j, 0]
 
+    def nbytes(self) -> dict[str, int]:
+        """Bytes held by the stack: ``parameters`` (and their gradients and the
+        update's scratch), ``update_state`` (velocities, moments) and ``buffers``
+        (a training batch's activations, deltas, gathered inputs and orders; the
+        evaluation chunks made so far)."""
+        grads = self.params.nbytes * 2  # the gradients and the update's scratch
+        buffers = [*self.Z, self.A_out, *self.D, *self.S, self.perm]
+        if not self.bgd:
+            buffers += [self.Xb, self.Yb]
+            if self.n % self.m:
+                Z, A, D, S, Xb, Yb = self.last
+                buffers += [*Z, A, *D, *S, Xb, Yb]
+            if self.train_eval == "running":
+                buffers.append(self.Zs)
+        else:
+            buffers.append(self.Yk)
+        for Z, A in self.eval_bufs.values():
+            buffers += [*Z, A]
+        return {
+            "parameters": self.params.nbytes,
+            "gradients_and_scratch": grads,
+            "update_state": sum(s.nbytes for s in self.state),
+            "buffers": sum(b.nbytes for b in buffers),
+        }
+
     # ------------------------------------------------------------- passes
     def forward(self, X: np.ndarray, Z: list[np.ndarray], A_out: np.ndarray) -> None:
         """Forward pass of ``X`` ((m, n_0) shared, or (K, m, n_0)) into ``Z`` and ``A_out``."""
@@ -634,6 +659,8 @@ def _train(
         if not r:
             return
         cols = {key: buf[key][:r, : stack.K].T.tolist() for key in keys}
+        # the measures shared by every network, made once
+        updates, samples = [e * nb for e in epoch_nums], [e * n for e in epoch_nums]
         for j, k in enumerate(stack.ids.tolist()):
             vals = [cols[key][j] for key in keys]
             recs = histories[k].records
@@ -646,12 +673,14 @@ def _train(
                         "val_loss": vl,
                         "val_accuracy": va,
                         "grad_norm": g,
-                        "updates": e * nb,
-                        "samples": e * n,
+                        "updates": u,
+                        "samples": ns,
                         "seconds": s,
                         "lr": lr,
                     }
-                    for e, s, tl, ta, vl, va, g, lr in zip(epoch_nums, secs, *vals, strict=True)
+                    for e, u, ns, s, tl, ta, vl, va, g, lr in zip(
+                        epoch_nums, updates, samples, secs, *vals, strict=True
+                    )
                 ]
             else:
                 recs += [
@@ -660,12 +689,14 @@ def _train(
                         "train_loss": tl,
                         "train_accuracy": ta,
                         "grad_norm": g,
-                        "updates": e * nb,
-                        "samples": e * n,
+                        "updates": u,
+                        "samples": ns,
                         "seconds": s,
                         "lr": lr,
                     }
-                    for e, s, tl, ta, g, lr in zip(epoch_nums, secs, *vals, strict=True)
+                    for e, u, ns, s, tl, ta, g, lr in zip(
+                        epoch_nums, updates, samples, secs, *vals, strict=True
+                    )
                 ]
         epoch_nums.clear()
         secs.clear()
