@@ -39,27 +39,31 @@ XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=float)
 
 
-def xor_runs(K: int, variant: str, epochs: int):
-    """(stacked, separate) callables, each returning its training seconds."""
-    opts = dict(variant=variant, lr=0.5, batch_size=2, epochs=epochs, loss="mse")
-
-    def nets():
-        return [MLP([2, 4, 1], init="uniform", seed=s) for s in range(K)]
+def stacked_and_separate(make_nets, X, Y, opts: dict):
+    """(stacked, separate) callables over fresh networks, each returning its
+    training seconds; network k is seeded k, its order too."""
 
     def stacked():
-        ns = nets()
+        nets = make_nets()
         t0 = time.perf_counter()
-        fit_many(ns, XOR_X, XOR_Y, seed=list(range(K)), **opts)
+        fit_many(nets, X, Y, seed=list(range(len(nets))), **opts)
         return time.perf_counter() - t0
 
     def separate():
-        ns = nets()
+        nets = make_nets()
         t0 = time.perf_counter()
-        for s, net in enumerate(ns):
-            fit(net, XOR_X, XOR_Y, seed=s, **opts)
+        for s, net in enumerate(nets):
+            fit(net, X, Y, seed=s, **opts)
         return time.perf_counter() - t0
 
     return stacked, separate
+
+
+def xor_runs(K: int, variant: str, epochs: int):
+    opts = dict(variant=variant, lr=0.5, batch_size=2, epochs=epochs, loss="mse")
+    return stacked_and_separate(
+        lambda: [MLP([2, 4, 1], init="uniform", seed=s) for s in range(K)], XOR_X, XOR_Y, opts
+    )
 
 
 def records_alone(K: int, epochs: int):
@@ -95,26 +99,14 @@ MNIST_OPTS = dict(variant="mbgd", lr=0.1, loss="cross_entropy", train_eval="runn
 
 def mnist_runs(X, Y, K: int, sizes, dtype: str, batch: int, epochs: int):
     opts = {**MNIST_OPTS, "batch_size": batch, "epochs": epochs}
-
-    def nets():
-        return [
+    return stacked_and_separate(
+        lambda: [
             MLP(sizes, activation="relu", output="softmax", dtype=dtype, seed=s) for s in range(K)
-        ]
-
-    def stacked():
-        ns = nets()
-        t0 = time.perf_counter()
-        fit_many(ns, X, Y, seed=list(range(K)), **opts)
-        return time.perf_counter() - t0
-
-    def separate():
-        ns = nets()
-        t0 = time.perf_counter()
-        for s, net in enumerate(ns):
-            fit(net, X, Y, seed=s, **opts)
-        return time.perf_counter() - t0
-
-    return stacked, separate
+        ],
+        X,
+        Y,
+        opts,
+    )
 
 
 def gather_alone(X, Y, K: int, batch: int, epochs: int):
