@@ -247,6 +247,11 @@ def test_callbacks_one_per_network_or_one_for_all():
             {"rng": [np.random.default_rng(0)]},
             "rng: expected a list of 2",
         ),
+        (
+            [MLP([2, 3, 1]), MLP([2, 3, 1])],
+            {"rng": [np.random.default_rng(0)] * 2},
+            "rng: one generator per network",
+        ),
         ([MLP([2, 3, 1]), MLP([2, 3, 1])], {"callback": [print]}, "callback: expected one"),
         ([MLP([2, 3, 1])], {"variant": "full"}, "unknown variant 'full'"),
         ([MLP([2, 3, 1])], {"loss_threshold": [0]}, r"loss_threshold\[0\]: must be a number > 0"),
@@ -256,3 +261,30 @@ def test_bad_input_is_one_line_naming_the_keyword(nets, kwargs, match):
     with pytest.raises(ValueError, match=match) as err:
         fit_many(nets, XOR_X, XOR_Y, **kwargs)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_networks_without_biases(variant):
+    rng = np.random.default_rng(4)
+    nets = [MLP([3, 4, 2], activation="relu", bias=False, seed=s) for s in range(3)]
+    X, Y = _data(rng, 7, 3, 2, "sigmoid", "mse")
+    opts = dict(variant=variant, lr=[0.3, 0.2, 0.1], epochs=10, batch_size=3, seed=[1, 2, 3])
+    _check_against_fit(nets, X, Y, opts, RTOL["float64"])
+    assert all(net.biases == [] for net in nets)
+
+
+def test_sets_evaluated_in_several_chunks(monkeypatch):
+    """A set larger than one evaluation chunk (here a few rows, the last one short)."""
+    import bpexp.core.stacked as stacked
+
+    monkeypatch.setattr(stacked, "EVAL_ELEMENTS", 3 * 5 * 3)  # 3 rows for 3 nets of width 5
+    nets, X, Y, X_val, Y_val = _case(9, "softmax", "cross_entropy", "sigmoid")
+    opts = _options("mbgd", "adam", "exponential", "full", "cross_entropy", X_val, Y_val)
+    _check_against_fit(nets, X, Y, opts, RTOL["float64"])
+
+
+def test_seconds_is_the_stacks_training_time():
+    nets = [MLP([2, 3, 1], seed=s) for s in range(2)]
+    hs = fit_many(nets, XOR_X, XOR_Y, variant="sgd", lr=0.5, epochs=4)
+    secs = [[r["seconds"] for r in h.records] for h in hs]
+    assert secs[0] == secs[1] and secs[0] == sorted(secs[0]) and secs[0][0] > 0
