@@ -190,7 +190,7 @@ class _Stack:
         m, widths = self.m, self.sizes[1:]
         self.eval_bufs: dict[int, tuple] = {}
         # each network's order for the epoch, one row each (see epoch)
-        self.perm = np.empty((K, self.n), np.int64)
+        self.perm = np.empty((0 if self.bgd else K, self.n), np.int64)
         self.perm_rows = list(self.perm)
         # training buffers: Z[l] then g(Z[l]) in place for the hidden layers
         self.Z = [np.empty((K, m, w), dt) for w in widths]
@@ -204,7 +204,6 @@ class _Stack:
         else:
             self.Xb = np.empty((K, m, self.sizes[0]), dt)
             self.Yb = np.empty((K, m, self.sizes[-1]), dt)
-            self.XbT = self.Xb.swapaxes(1, 2)
             if self.n % m:
                 r = self.n % m
                 self.last = (
@@ -245,10 +244,11 @@ class _Stack:
                 b[...] = src[j, 0]
 
     def nbytes(self) -> dict[str, int]:
-        """Bytes held by the stack: ``parameters`` (and their gradients and the
-        update's scratch), ``update_state`` (velocities, moments) and ``buffers``
-        (a training batch's activations, deltas, gathered inputs and orders; the
-        evaluation chunks made so far)."""
+        """Bytes held by the stack: ``parameters``, ``gradients_and_scratch`` (the
+        gradients and the update's scratch, each the size of the parameters),
+        ``update_state`` (velocities, moments) and ``buffers`` (a training batch's
+        activations, deltas, gathered inputs and the orders; for bgd the targets
+        repeated per network; the evaluation chunks made so far)."""
         grads = self.params.nbytes * 2  # the gradients and the update's scratch
         buffers = [*self.Z, self.A_out, *self.D, *self.S, self.perm]
         if not self.bgd:
