@@ -44,6 +44,9 @@ from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, _is_int, _is_numb
 #: elements of one layer's activations for the K networks when evaluating a set
 #: (rows are taken in chunks below it; 2**21 float64 is 16 MiB a layer)
 EVAL_ELEMENTS = 2**21
+#: a shared set's targets are repeated per network up to this many elements:
+#: NumPy broadcasts over few output units at a cost per row, a repeated copy not
+TILE_ELEMENTS = 2**16
 #: epochs of measures held as arrays before they become History records
 RECORD_BLOCK = 512
 
@@ -114,8 +117,13 @@ def _labels(Y: np.ndarray) -> np.ndarray:
 
 def _n_correct(A: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Correct predictions per network, shape (K,), for outputs ``A`` (K, m, o)."""
-    hits = (A > 0.5) == labels if A.shape[2] == 1 else A.argmax(axis=2) == labels
-    return np.add.reduce(hits.reshape(A.shape[0], -1), axis=1)
+    pred = A > 0.5 if A.shape[2] == 1 else A.argmax(axis=2)
+    # counted by a matrix-vector product over float64 hits (exact below 2**53):
+    # NumPy's reduction of short boolean rows costs a call per row
+    hits = np.empty(pred.shape)
+    np.equal(pred, labels, out=hits)
+    hits = hits.reshape(A.shape[0], -1)
+    return np.dot(hits, np.ones(hits.shape[1]))
 
 
 class _Stack:
@@ -189,6 +197,7 @@ class _Stack:
         self.col = {k: v.astype(dt) if k in _DTYPE_CONSTS else v for k, v in self.consts.items()}
         m, widths = self.m, self.sizes[1:]
         self.eval_bufs: dict[int, tuple] = {}
+        self.tiles: dict = {}
         # each network's order for the epoch, one row each (see epoch)
         self.perm = np.empty((0 if self.bgd else K, self.n), np.int64)
         self.perm_rows = list(self.perm)
@@ -365,7 +374,7 @@ class _Stack:
         """Each network's mean loss and accuracy on a shared set ``X`` (n, n_0), in chunks."""
         n, K = X.shape[0], self.K
         rows = max(1, min(n, EVAL_ELEMENTS // (K * max(self.sizes[1:]))))
-        total, correct = np.zeros(K), np.zeros(K, np.int64)
+        total, correct = np.zeros(K), np.zeros(K)
         bufs = self.eval_bufs
         for i in range(0, n, rows):
             c = min(rows, n - i)
@@ -374,14 +383,27 @@ class _Stack:
                 bufs[c] = (Z, np.empty_like(Z[-1]))
             Z, A = bufs[c]
             self.forward(X[i : i + c], Z, A)
-            total += _loss_sums(self.lossname, Z[-1], A, Y[i : i + c])
-            correct += _n_correct(A, labels[i : i + c])
+            Yc, lc = self._tiled((id(Y), i), Y[i : i + c], labels[i : i + c])
+            total += _loss_sums(self.lossname, Z[-1], A, Yc)
+            correct += _n_correct(A, lc)
         return total / n, correct / n
 
+    def _tiled(self, key, Y: np.ndarray, labels: np.ndarray):
+        """Targets ``Y`` (m, o) and their labels repeated for the K networks when
+        small (made once per ``key``), else as they are, to be broadcast."""
+        if self.K * Y.size > TILE_ELEMENTS:
+            return Y, labels
+        if key not in self.tiles:
+            self.tiles[key] = tuple(
+                np.ascontiguousarray(np.broadcast_to(a, (self.K, *a.shape))) for a in (Y, labels)
+            )
+        return self.tiles[key]
+
     def _bgd_measures(self):
+        Y, labels = self._tiled("train", self.Y, self.labels)
         return (
-            _loss_sums(self.lossname, self.Z[-1], self.A_out, self.Y) / self.n,
-            _n_correct(self.A_out, self.labels) / self.n,
+            _loss_sums(self.lossname, self.Z[-1], self.A_out, Y) / self.n,
+            _n_correct(self.A_out, labels) / self.n,
         )
 
     def evaluate_initial(self):
