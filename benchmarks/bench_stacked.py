@@ -1,6 +1,7 @@
 """Speed of the stacked engine, ``fit_many``, against separate ``fit`` calls, in one process.
 
     python benchmarks/bench_stacked.py [--repeats 3] [--parts xor,mnist,single,memory]
+                                       [--blas-threads 1]
 
 Workloads (issue 12):
 
@@ -202,8 +203,18 @@ def main(argv=None) -> None:
     ap.add_argument("--xor-sgd-epochs", type=int, default=2_000, help="sgd and mbgd, K = 32")
     ap.add_argument("--mnist-epochs", type=int, default=2)
     ap.add_argument("--single-epochs", type=int, default=10)
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit BLAS threads (on a loaded machine two threads on small GEMMs can stall)",
+    )
     args = ap.parse_args(argv)
     R, parts = args.repeats, args.parts.split(",")
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
 
     print("# bpexp stacked engine benchmark\n")
     print(f"Python {sys.version.split()[0]}, numpy {np.__version__}")
