@@ -109,6 +109,27 @@ def _loss_sums(name: str, Z: np.ndarray, A: np.ndarray, Y: np.ndarray) -> np.nda
     return np.vecdot(Y.sum(axis=-1), lse) - yz
 
 
+def _carve(flats: list[np.ndarray], K: int, c: int, cols: list[int]) -> list[np.ndarray]:
+    """Contiguous (K, c, w) arrays at the start of the flat buffers, for any ``c`` up
+    to the rows they were made for: a short batch or chunk reuses the same memory."""
+    return [f[: K * c * w].reshape(K, c, w) for f, w in zip(flats, cols, strict=True)]
+
+
+def _split_flat(flat: np.ndarray, rows: int, cols: list[int]) -> list[np.ndarray]:
+    """``flat`` cut into consecutive pieces of ``rows * w`` elements, one per ``w``."""
+    ends = np.cumsum([rows * w for w in cols]).tolist()
+    return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _split_at(items: list, counts: list[int]) -> list[list]:
+    """``items`` cut into consecutive groups of ``counts``, and the rest."""
+    out, i = [], 0
+    for c in counts:
+        out.append(items[i : i + c])
+        i += c
+    return [*out, items[i:]]
+
+
 def _labels(Y: np.ndarray) -> np.ndarray:
     """Targets (..., m, o) as what :func:`_n_correct` compares with: a boolean column
     for one output unit, class indices (..., m) otherwise (as ``fit`` counts)."""
@@ -197,32 +218,31 @@ class _Stack:
         self.col = {k: v.astype(dt) if k in _DTYPE_CONSTS else v for k, v in self.consts.items()}
         m, widths = self.m, self.sizes[1:]
         self.eval_bufs: dict[int, tuple] = {}
+        self.eval_flat = np.empty(0, dt)
         self.tiles: dict = {}
         # each network's order for the epoch, one row each (see epoch)
         self.perm = np.empty((0 if self.bgd else K, self.n), np.int64)
         self.perm_rows = list(self.perm)
-        # training buffers: Z[l] then g(Z[l]) in place for the hidden layers
-        self.Z = [np.empty((K, m, w), dt) for w in widths]
-        self.A_out = np.empty_like(self.Z[-1])
-        self.D = [np.empty_like(z) for z in self.Z]
-        self.S = [np.empty_like(z) for z in self.Z]
+        # training buffers, for a batch and for the short last batch alike:
+        # Z[l] (then g(Z[l]) in place for the hidden layers), the output, the
+        # deltas, the scratch, and for sgd and mbgd the gathered batch
+        L, o = self.L, widths[-1]
+        cols = [*widths, o, *widths, *widths] + ([] if self.bgd else [self.sizes[0], o])
+        self.train_flat = [np.empty(K * m * w, dt) for w in cols]
+        self.Z, (self.A_out,), self.D, self.S, batch = _split_at(
+            _carve(self.train_flat, K, m, cols), [L, 1, L, L]
+        )
         self.ones = np.ones((1, m), dt)
         if self.bgd:
             self.Yk = np.ascontiguousarray(np.broadcast_to(self.Y, (K, *self.Y.shape)))
             self.XT = self.X.T
         else:
-            self.Xb = np.empty((K, m, self.sizes[0]), dt)
-            self.Yb = np.empty((K, m, self.sizes[-1]), dt)
+            self.Xb, self.Yb = batch
             if self.n % m:
-                r = self.n % m
-                self.last = (
-                    [np.empty((K, r, w), dt) for w in widths],
-                    np.empty((K, r, widths[-1]), dt),
-                    [np.empty((K, r, w), dt) for w in widths],
-                    [np.empty((K, r, w), dt) for w in widths],
-                    np.empty((K, r, self.sizes[0]), dt),
-                    np.empty((K, r, widths[-1]), dt),
+                Z, (A,), D, S, (Xb, Yb) = _split_at(
+                    _carve(self.train_flat, K, self.n % m, cols), [L, 1, L, L]
                 )
+                self.last = (Z, A, D, S, Xb, Yb)
             if self.train_eval == "running":
                 self.Zs = np.empty((K, self.n, widths[-1]), dt)
 
@@ -259,18 +279,11 @@ class _Stack:
         activations, deltas, gathered inputs and the orders; for bgd the targets
         repeated per network; the evaluation chunks made so far)."""
         grads = self.params.nbytes * 2  # the gradients and the update's scratch
-        buffers = [*self.Z, self.A_out, *self.D, *self.S, self.perm]
-        if not self.bgd:
-            buffers += [self.Xb, self.Yb]
-            if self.n % self.m:
-                Z, A, D, S, Xb, Yb = self.last
-                buffers += [*Z, A, *D, *S, Xb, Yb]
-            if self.train_eval == "running":
-                buffers.append(self.Zs)
-        else:
+        buffers = [*self.train_flat, self.perm, self.eval_flat, *self.tiles.values()]
+        if self.bgd:
             buffers.append(self.Yk)
-        for Z, A in self.eval_bufs.values():
-            buffers += [*Z, A]
+        elif self.train_eval == "running":
+            buffers.append(self.Zs)
         return {
             "parameters": self.params.nbytes,
             "gradients_and_scratch": grads,
@@ -375,12 +388,15 @@ class _Stack:
         n, K = X.shape[0], self.K
         rows = max(1, min(n, EVAL_ELEMENTS // (K * max(self.sizes[1:]))))
         total, correct = np.zeros(K), np.zeros(K)
-        bufs = self.eval_bufs
+        bufs, cols = self.eval_bufs, [*self.sizes[1:], self.sizes[-1]]
         for i in range(0, n, rows):
             c = min(rows, n - i)
             if c not in bufs:
-                Z = [np.empty((K, c, w), self.dtype) for w in self.sizes[1:]]
-                bufs[c] = (Z, np.empty_like(Z[-1]))
+                if len(self.eval_flat) < K * rows * sum(cols):  # held for the largest set
+                    self.eval_flat = np.empty(K * rows * sum(cols), self.dtype)
+                    bufs.clear()
+                *Z, A = _carve(_split_flat(self.eval_flat, K * rows, cols), K, c, cols)
+                bufs[c] = (Z, A)
             Z, A = bufs[c]
             self.forward(X[i : i + c], Z, A)
             Yc, lc = self._tiled((id(Y), i), Y[i : i + c], labels[i : i + c])

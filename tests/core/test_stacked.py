@@ -273,12 +273,16 @@ def test_networks_without_biases(variant):
     assert all(net.biases == [] for net in nets)
 
 
-def test_sets_evaluated_in_several_chunks(monkeypatch):
-    """A set larger than one evaluation chunk (here a few rows, the last one short)."""
+@pytest.mark.parametrize("chunked", [True, False])
+def test_sets_evaluated_in_several_chunks(monkeypatch, chunked):
+    """Sets larger than one evaluation chunk (a few rows, the last one short), and a
+    validation set larger than the training set (its buffers outgrow the first's)."""
     import bpexp.core.stacked as stacked
 
-    monkeypatch.setattr(stacked, "EVAL_ELEMENTS", 3 * 5 * 3)  # 3 rows for 3 nets of width 5
-    nets, X, Y, X_val, Y_val = _case(9, "softmax", "cross_entropy", "sigmoid")
+    if chunked:
+        monkeypatch.setattr(stacked, "EVAL_ELEMENTS", 3 * 5 * 3)  # 3 rows: 3 nets of width 5
+    nets, X, Y, _, _ = _case(9, "softmax", "cross_entropy", "sigmoid")
+    X_val, Y_val = _data(np.random.default_rng(1), 11, 3, 3, "softmax", "cross_entropy")
     opts = _options("mbgd", "adam", "exponential", "full", "cross_entropy", X_val, Y_val)
     _check_against_fit(nets, X, Y, opts, RTOL["float64"])
 
