@@ -697,45 +697,30 @@ def _train(
         if not r:
             return
         cols = {key: buf[key][:r, : stack.K].T.tolist() for key in keys}
-        # the measures shared by every network, made once
-        updates, samples = [e * nb for e in epoch_nums], [e * n for e in epoch_nums]
+        # one record per epoch holding what every network shares, in fit's key
+        # order; each network's record is a copy of it with its own measures
+        # set (a dict's copy is cheaper than a new dict of all the keys)
+        bases = [
+            {"epoch": e, **dict.fromkeys(keys[:-2]), "grad_norm": None}
+            | {"updates": e * nb, "samples": e * n, "seconds": s, "lr": None}
+            for e, s in zip(epoch_nums, secs, strict=True)
+        ]
         for j, k in enumerate(stack.ids.tolist()):
+            append = histories[k].records.append
             vals = [cols[key][j] for key in keys]
-            recs = histories[k].records
             if validate:
-                recs += [
-                    {
-                        "epoch": e,
-                        "train_loss": tl,
-                        "train_accuracy": ta,
-                        "val_loss": vl,
-                        "val_accuracy": va,
-                        "grad_norm": g,
-                        "updates": u,
-                        "samples": ns,
-                        "seconds": s,
-                        "lr": lr,
-                    }
-                    for e, u, ns, s, tl, ta, vl, va, g, lr in zip(
-                        epoch_nums, updates, samples, secs, *vals, strict=True
-                    )
-                ]
+                for base, tl, ta, vl, va, g, lr in zip(bases, *vals, strict=True):
+                    rec = base.copy()
+                    rec["train_loss"], rec["train_accuracy"] = tl, ta
+                    rec["val_loss"], rec["val_accuracy"] = vl, va
+                    rec["grad_norm"], rec["lr"] = g, lr
+                    append(rec)
             else:
-                recs += [
-                    {
-                        "epoch": e,
-                        "train_loss": tl,
-                        "train_accuracy": ta,
-                        "grad_norm": g,
-                        "updates": u,
-                        "samples": ns,
-                        "seconds": s,
-                        "lr": lr,
-                    }
-                    for e, u, ns, s, tl, ta, g, lr in zip(
-                        epoch_nums, updates, samples, secs, *vals, strict=True
-                    )
-                ]
+                for base, tl, ta, g, lr in zip(bases, *vals, strict=True):
+                    rec = base.copy()
+                    rec["train_loss"], rec["train_accuracy"] = tl, ta
+                    rec["grad_norm"], rec["lr"] = g, lr
+                    append(rec)
         epoch_nums.clear()
         secs.clear()
 
