@@ -9,6 +9,7 @@ from bpexp.core.init import BIAS_INITIALISERS, INITIALISERS
 from bpexp.core.losses import LOSSES
 from bpexp.core.network import MLP
 from bpexp.core.optim import SCHEDULES, UPDATES
+from bpexp.core.stacked import fit_many
 from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, fit, update_mini_batch
 
 __all__ = [
@@ -26,5 +27,6 @@ __all__ = [
     "History",
     "check_gradients",
     "fit",
+    "fit_many",
     "update_mini_batch",
 ]
