@@ -166,7 +166,7 @@ def test_an_interrupted_sweep_says_it_was_killed(tmp_path):
     # create the store first, so that polling it below never races its creation
     ensure_experiment(MlflowClient(tracking_uri=uri), "bpexp", uri)
     proc = start_bpexp(
-        "-m", "seed=0,1", "trainer.epochs=100000000", cwd=tmp_path,
+        "-m", "seed=0,1", "trainer.epochs=100000000", "trainer.loss_threshold=null", cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -184,8 +184,8 @@ def test_an_interrupted_sweep_says_it_was_killed(tmp_path):
 @pytest.mark.slow
 def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     result = bpexp(
-        "trainer.epochs=30000", "trainer.progress_every=0.2", "tracking.max_points=10",
-        cwd=tmp_path,
+        "trainer.epochs=30000", "trainer.loss_threshold=null", "trainer.progress_every=0.2",
+        "tracking.max_points=10", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = re.findall(
@@ -194,7 +194,9 @@ def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     assert lines and all(0 < int(e) < 30000 for e in lines), result.stdout[-3000:]
     (run,) = runs(f"sqlite:///{tmp_path}/mlflow.db")
     # named after its overrides, tracking.* aside
-    assert run.info.run_name == "trainer.epochs=30000 trainer.progress_every=0.2"
+    assert run.info.run_name == (
+        "trainer.epochs=30000 trainer.loss_threshold=null trainer.progress_every=0.2"
+    )
     assert (
         f"then open http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}"
         f"/runs/{run.info.run_id}\n"
