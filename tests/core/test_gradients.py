@@ -118,6 +118,14 @@ def test_loss_values_match_their_definitions_for_saturated_and_tall_outputs(rows
     assert get_loss("bce", "sigmoid").value(z, s_, y) == pytest.approx(bce, rel=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_keeps_nan_so_divergence_is_seen(dtype):
+    Z = np.array([[-2.0, -0.0, 0.0, 3.5], [np.nan, 1e-30, -1e30, np.inf]], dtype=dtype)
+    expected = np.array([[0, 0, 0, 3.5], [np.nan, 1e-30, 0, np.inf]], dtype=dtype)
+    np.testing.assert_array_equal(activations.relu(Z), expected)
+    assert activations.relu(Z).dtype == np.dtype(dtype)
+
+
 def test_loss_of_a_softmax_network_is_the_cross_entropy_of_its_definition():
     rng = np.random.default_rng(2)
     X, Y = rng.normal(0, 5, (40, 6)), np.eye(4)[rng.integers(0, 4, 40)]
