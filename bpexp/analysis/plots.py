@@ -371,6 +371,7 @@ def decision_boundary(net, X, y, *, title: str | None = None, resolution: int = 
     fig.colorbar(filled, ax=ax, label="network output")
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-    ax.set_title(title or "decision boundary (output 0.5 contour)", fontsize=9)
+    title = title or "decision boundary (output 0.5 contour)"
+    ax.set_title("\n".join(textwrap.wrap(title, 55)), fontsize=9)
     grid = pd.DataFrame({"x1": gx.ravel(), "x2": gy.ravel(), "output": z.ravel()})
     return fig, grid
