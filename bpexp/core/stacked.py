@@ -550,8 +550,10 @@ def fit_many(
     -------
     list of History
         ``histories[k]`` for ``nets[k]``.  A record's ``seconds`` is the time the
-        whole stack has spent training up to that epoch (evaluation excluded),
-        the same for every network of the stack.
+        whole stack has spent training up to that epoch, the same for every
+        network of the stack; unlike :func:`~bpexp.core.fit`'s, it includes the
+        end-of-epoch evaluation of the training set that ``train_eval="full"``
+        makes for sgd and mbgd (the validation set stays excluded).
 
     Raises
     ------
