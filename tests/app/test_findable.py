@@ -60,17 +60,17 @@ def plan(*overrides: str, task: list[str] | None = None):
 
 
 def test_a_study_sweeps_its_file_keys_and_the_command_line_replaces_them():
-    cfg, (swept, jobs) = plan("+experiment=xor_variants")
+    cfg, (swept, jobs) = plan("experiment=xor_variants")
     assert (swept, jobs) == (["optimizer", "optimizer.lr", "seed"], 45)
     assert study_of(cfg) == "xor_variants"
     assert parent_run_name(study_of(cfg), swept, jobs) == (
         "xor_variants: optimizer x optimizer.lr x seed (45 jobs)"
     )
     # a fixed value on the command line replaces the file's sweep of that key
-    _, (swept, jobs) = plan("+experiment=xor_variants", "seed=3")
+    _, (swept, jobs) = plan("experiment=xor_variants", "seed=3")
     assert (swept, jobs) == (["optimizer", "optimizer.lr"], 9)
     _, (swept, jobs) = plan(
-        "+experiment=xor_variants", task=["+experiment=xor_variants", "seed=0,1", "a.b=1"]
+        "experiment=xor_variants", task=["experiment=xor_variants", "seed=0,1", "a.b=1"]
     )
     assert (swept, jobs) == (["optimizer", "optimizer.lr", "seed"], 18)
 
@@ -98,7 +98,7 @@ def test_progress_every_is_checked(value):
 def test_a_sweep_says_its_parent_run_ui_and_report(tmp_path, launcher):
     parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     result = bpexp(
-        "-m", "+experiment=xor_variants", "optimizer=bgd,sgd", "seed=0,1", "optimizer.lr=0.5",
+        "-m", "experiment=xor_variants", "optimizer=bgd,sgd", "seed=0,1", "optimizer.lr=0.5",
         "trainer.epochs=30", "tracking.uri=sqlite:///mlflow.db", *parallel, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
