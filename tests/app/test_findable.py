@@ -187,6 +187,7 @@ def test_an_interrupted_sweep_says_it_was_killed(tmp_path):
 def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     result = bpexp(
         "trainer.epochs=30000", "trainer.progress_every=0.2", "tracking.max_points=10",
+        "trainer.loss_threshold=null",  # XOR's target would end it in about 1,000 epochs
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -196,7 +197,9 @@ def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     assert lines and all(0 < int(e) < 30000 for e in lines), result.stdout[-3000:]
     (run,) = runs(f"sqlite:///{tmp_path}/mlflow.db")
     # named after its overrides, tracking.* aside
-    assert run.info.run_name == "trainer.epochs=30000 trainer.progress_every=0.2"
+    assert run.info.run_name == (
+        "trainer.epochs=30000 trainer.progress_every=0.2 trainer.loss_threshold=null"
+    )
     assert (
         f"then open http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}"
         f"/runs/{run.info.run_id}\n"
