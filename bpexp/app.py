@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bpexp import tracking
-from bpexp.config import ConfigError, JobError, dataset_options, hidden_sizes, validate
+from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
 from bpexp.data import Dataset, load_dataset
 
@@ -126,7 +126,7 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
     rng = np.random.default_rng(cfg.seed)
     try:
         data = load_dataset(
-            cfg.dataset.name, rng=rng, dtype=cfg.model.dtype, **dataset_options(cfg)
+            cfg.dataset.name, rng=rng, dtype=cfg.model.dtype, **options_of(cfg, "dataset")
         )
     except ValueError as exc:
         raise JobError(f"dataset {cfg.dataset.name}: {exc}") from exc
@@ -165,15 +165,10 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         batch_size=o.batch_size,
         epochs=t.epochs,
         loss=t.loss,
-        update=o["update"],  # DictConfig.update is a method
-        momentum=o.momentum,
-        beta1=o.beta1,
-        beta2=o.beta2,
-        epsilon=o.epsilon,
-        schedule=o.schedule,
-        gamma=o.gamma,
-        step_size=o.step_size,
-        decay=o.decay,
+        update=cfg["update"].name,  # DictConfig.update is a method
+        schedule=cfg.schedule.name,
+        **options_of(cfg, "update"),  # the chosen rule's and schedule's own knobs only
+        **options_of(cfg, "schedule"),
         loss_threshold=t.loss_threshold,
         train_eval=t.train_eval,
         rng=rng,
@@ -278,6 +273,7 @@ def main() -> None:
     a multirun created is closed here whatever happened: FINISHED only when every
     job finished, FAILED otherwise, KILLED on Ctrl-C.
     """
+    _refuse_old_forms(sys.argv[1:])
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
     # which process launched the jobs: see tracking.tracking_process_enabled
     os.environ["BPEXP_LAUNCH_PID"] = str(os.getpid())
@@ -313,6 +309,20 @@ def main() -> None:
     finally:
         tracking.close_parent(status)
         _say_where_the_sweep_is(time.monotonic() - started)
+
+
+def _refuse_old_forms(args: list[str]) -> None:
+    """Exit with one line naming the new form of a command that changed.
+
+    ``experiment`` is declared in the defaults list (``experiment: null``), so a
+    study is chosen as ``experiment=NAME``; Hydra refuses the former
+    ``+experiment=NAME`` with a message about its defaults list instead."""
+    for arg in args:
+        if arg.startswith("+experiment="):
+            new = arg[1:]
+            raise SystemExit(
+                f"bpexp: error: {arg} is now {new}, without the +: python -m bpexp -m {new}"
+            )
 
 
 def _say_where_the_sweep_is(seconds: float) -> None:

@@ -7,25 +7,18 @@ message alone instead of a traceback.
 
 from __future__ import annotations
 
-import math
+import difflib
 from typing import Any
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from bpexp.core import (
-    BIAS_INITIALISERS,
-    HIDDEN_ACTIVATIONS,
-    INITIALISERS,
-    LOSSES,
-    OUTPUT_ACTIVATIONS,
-    SCHEDULES,
-    TRAIN_EVAL,
-    UPDATES,
-    VARIANTS,
-)
-from bpexp.core.losses import get_loss
-from bpexp.data import DATASETS, MNIST_SOURCES, SHAPES
+from bpexp.core.constraints import Interval, Options, Table, problem
+from bpexp.core.losses import LOSSES, get_loss
+from bpexp.core.network import MLP_OPTIONS, OUTPUT_ACTIVATIONS
+from bpexp.core.optim import SCHEDULE_OPTIONS, SCHEDULES, UPDATE_OPTIONS, UPDATES
+from bpexp.core.training import FIT_OPTIONS
+from bpexp.data import DATASET_OPTIONS, DATASETS, SHAPES
 
 
 class ConfigError(CompactHydraException, ValueError):
@@ -34,67 +27,6 @@ class ConfigError(CompactHydraException, ValueError):
 
 class JobError(CompactHydraException, ValueError):
     """A user-facing failure of a job (bad data set options, missing files...)."""
-
-
-_MISSING = object()
-
-
-def _get(cfg: DictConfig, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default=_MISSING)
-    if value is _MISSING:
-        raise ConfigError(f"config error: {key}: missing")
-    return value
-
-
-def _fail(key: str, what: str, value: Any) -> None:
-    raise ConfigError(f"config error: {key}: {what}, got {value!r}")
-
-
-def _number(cfg, key, lo=None, hi=None, lo_open=True, hi_open=False, optional=False):
-    v = _get(cfg, key)
-    if v is None and optional:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        _fail(key, "must be a number" + (" or null" if optional else ""), v)
-    if lo is not None and (v <= lo if lo_open else v < lo):
-        _fail(key, f"must be {'>' if lo_open else '>='} {lo}", v)
-    if hi is not None and (v >= hi if hi_open else v > hi):
-        _fail(key, f"must be {'<' if hi_open else '<='} {hi}", v)
-    return v
-
-
-def _integer(cfg, key, lo=1, optional=False):
-    v = _get(cfg, key)
-    if v is None and optional:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        _fail(key, f"must be an integer >= {lo}" + (" or null" if optional else ""), v)
-    return v
-
-
-def _choice(cfg, key, valid, optional=False):
-    v = _get(cfg, key)
-    if v is None and optional:
-        return None
-    if v not in valid:
-        _fail(key, f"must be one of {', '.join(map(str, valid))}", v)
-    return v
-
-
-def _boolean(cfg, key):
-    v = _get(cfg, key)
-    if not isinstance(v, bool):
-        _fail(key, "must be true or false", v)
-    return v
-
-
-def _string(cfg, key, optional=False):
-    v = _get(cfg, key)
-    if v is None and optional:
-        return None
-    if not isinstance(v, str) or not v:
-        _fail(key, "must be a non-empty string" + (" or null" if optional else ""), v)
-    return v
 
 
 def hidden_sizes(cfg: DictConfig) -> list[int]:
@@ -116,74 +48,123 @@ def resolve_auto(cfg: DictConfig) -> None:
         cfg.trainer.loss = "cross_entropy" if cfg.model.output == "softmax" else "mse"
 
 
-DATASET_OPTIONS = {
-    "xor": {},
-    "toy3": {},
-    "mnist": {
-        "root": lambda c, k: _string(c, k, optional=True),
-        "source": lambda c, k: _choice(c, k, tuple(MNIST_SOURCES)),
-        "train_size": lambda c, k: _integer(c, k, optional=True),
-        "test_size": lambda c, k: _integer(c, k, optional=True),
-        "download": _boolean,
-        "normalize": lambda c, k: _choice(c, k, ("unit", "standard")),
-        "timeout": lambda c, k: _number(c, k, lo=0),
-    },
-    "digits": {
-        "train_size": lambda c, k: _integer(c, k, optional=True),
-        "test_size": lambda c, k: _integer(c, k),
-        "normalize": lambda c, k: _choice(c, k, ("unit", "standard")),
-    },
+def options_of(cfg: DictConfig, group: str) -> dict[str, Any]:
+    """A group's own options (``dataset.*``, ``update.*``, ``schedule.*``): every key
+    but the ``name`` that chose them."""
+    node = OmegaConf.to_container(cfg[group], resolve=True)
+    return {k: v for k, v in node.items() if k != "name"}
+
+
+#: the options bpexp itself adds around the core's (the network's widths, the run's
+#: seed, how training reports progress, where runs are tracked)
+SEED: Table = {"seed": [Interval(int, 0)]}
+MODEL_OPTIONS: Table = {
+    "hidden_size": [Interval(int, 1)],
+    "depth": [Interval(int, 0)],
+    "hidden_sizes": [],  # a list: checked in validate
+    **MLP_OPTIONS,
+    "output": [Options((*OUTPUT_ACTIVATIONS, "auto"))],
 }
+TRAINER_OPTIONS: Table = {
+    "epochs": FIT_OPTIONS["epochs"],
+    "loss": [Options((*LOSSES, "auto"))],
+    "loss_threshold": FIT_OPTIONS["loss_threshold"],
+    "train_eval": FIT_OPTIONS["train_eval"],
+    "progress": [],  # true, false or auto: checked in validate
+    "progress_every": [Interval(float, 0, None, "neither")],
+}
+TRACKING_OPTIONS: Table = {
+    "uri": [str, None],
+    "experiment": [str],
+    "max_points": [Interval(int, 2), None],
+    "log_weights": [bool],
+    "log_figure": [bool],
+}
+#: a study's ``report:`` node, read by ``python -m bpexp.report`` (values checked there)
+REPORT_KEYS = ("title", "target", "x", "group_by")
 
 
-def dataset_options(cfg: DictConfig) -> dict[str, Any]:
-    """The data set's own options from ``dataset.*`` (everything but ``name``)."""
+_CHOICES = {"dataset": DATASET_OPTIONS, "update": UPDATE_OPTIONS, "schedule": SCHEDULE_OPTIONS}
+
+
+def group_tables(cfg: DictConfig) -> dict[str, Table]:
+    """Each bpexp group's keys and their valid values, for the choices ``cfg`` made
+    (a data set's, an update rule's, a schedule's own options)."""
+    dataset = OmegaConf.select(cfg, "dataset.name")
+    update = OmegaConf.select(cfg, "update.name")
+    schedule = OmegaConf.select(cfg, "schedule.name")
     return {
-        k: v for k, v in OmegaConf.to_container(cfg.dataset, resolve=True).items() if k != "name"
+        "dataset": {"name": [Options(DATASETS)], **DATASET_OPTIONS.get(dataset, {})},
+        "optimizer": {k: FIT_OPTIONS[k] for k in ("variant", "lr", "batch_size")},
+        "update": {"name": [Options(UPDATES)], **UPDATE_OPTIONS.get(update, {})},
+        "schedule": {"name": [Options(SCHEDULES)], **SCHEDULE_OPTIONS.get(schedule, {})},
+        "model": MODEL_OPTIONS,
+        "trainer": TRAINER_OPTIONS,
+        "tracking": TRACKING_OPTIONS,
+        "report": {k: [] for k in REPORT_KEYS},
     }
 
 
+def _unknown(key: str, valid: list[str], whose: str = "") -> ConfigError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=1)
+    prefix = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    hint = f"did you mean {prefix}{close[0]}?" if close else f"valid: {', '.join(valid)}"
+    return ConfigError(f"config error: {key}: unknown key{whose}; {hint}")
+
+
+def check_keys(cfg: DictConfig, skip: tuple[str, ...] = ()) -> None:
+    """Raise :class:`ConfigError` naming the closest valid key for the first key of
+    ``cfg`` that no bpexp group has (``+optimizer.lrr=0.1``): a typo would otherwise
+    be logged and ignored, the run trained at the default.  Groups in ``skip``
+    (a sweep's swept groups, whose options its jobs choose) are not looked into."""
+    tables = group_tables(cfg)
+    top = [*SEED, *tables]
+    for key in cfg:
+        if key == "hydra":
+            continue
+        if key not in top:
+            raise _unknown(str(key), top)
+        node = cfg[key]
+        if key not in tables or key in skip or not OmegaConf.is_dict(node):
+            continue
+        valid = list(tables[key])
+        for sub in node:
+            if sub not in valid:
+                whose = ""
+                if key in ("dataset", "update", "schedule"):
+                    whose = f" of {key} {node.get('name')!r}"
+                    owners = [n for n, t in _CHOICES[key].items() if sub in t]
+                    if owners:  # a knob of another choice: say which takes it
+                        raise ConfigError(
+                            f"config error: {key}.{sub}: unknown key{whose}; "
+                            f"{key}={' or '.join(owners)} takes it"
+                        )
+                raise _unknown(f"{key}.{sub}", valid, whose)
+
+
 def validate(cfg: DictConfig) -> None:
-    """Check every value a run uses; raise :class:`ConfigError` on the first bad one.
+    """Check every key and value a run uses; raise :class:`ConfigError` on the first
+    bad one, in one line naming the dotted key (the ranges and vocabularies are the
+    core's and the data loaders' tables: :mod:`bpexp.core.constraints`).
 
     Also resolves ``auto`` values (see :func:`resolve_auto`), so that what is
     logged is what is run.
     """
-    _integer(cfg, "seed", lo=0)
-    name = _choice(cfg, "dataset.name", DATASETS)
-    checks = DATASET_OPTIONS[name]
-    for key in cfg.dataset:
-        if key == "name":
-            continue
-        if key not in checks:
-            valid = ", ".join(checks) or "none"
-            _fail(
-                f"dataset.{key}",
-                f"is not an option of dataset {name!r} (options: {valid})",
-                cfg.dataset[key],
-            )
-        checks[key](cfg, f"dataset.{key}")
+    for key in ("seed", "dataset.name", "update.name", "schedule.name"):
+        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
+            raise ConfigError(f"config error: {key}: missing")
+    tables = {"": SEED, **group_tables(cfg)}
+    # the names that choose the other keys first: their options depend on them
+    for group in ("dataset", "update", "schedule"):
+        _check(cfg, f"{group}.name", tables[group]["name"])
+    check_keys(cfg)
+    for group, table in tables.items():
+        for name, constraints in table.items():
+            if group == "dataset" and name not in cfg.dataset:
+                continue  # the loader's default
+            if constraints:
+                _check(cfg, f"{group}.{name}" if group else name, constraints)
 
-    _choice(cfg, "optimizer.variant", VARIANTS)
-    _number(cfg, "optimizer.lr", lo=0)
-    _integer(cfg, "optimizer.batch_size")
-    update = _choice(cfg, "optimizer.update", UPDATES)
-    if update in ("momentum", "nesterov"):
-        _number(cfg, "optimizer.momentum", lo=0, hi=1, lo_open=False, hi_open=True)
-    if update == "adam":
-        _number(cfg, "optimizer.beta1", lo=0, hi=1, lo_open=False, hi_open=True)
-        _number(cfg, "optimizer.beta2", lo=0, hi=1, lo_open=False, hi_open=True)
-        _number(cfg, "optimizer.epsilon", lo=0)
-    schedule = _choice(cfg, "optimizer.schedule", SCHEDULES)
-    if schedule in ("step", "exponential"):
-        _number(cfg, "optimizer.gamma", lo=0, hi=1)
-    if schedule == "step":
-        _integer(cfg, "optimizer.step_size")
-    if schedule == "inverse_time":
-        _number(cfg, "optimizer.decay", lo=0, lo_open=False)
-
-    _integer(cfg, "model.hidden_size")
-    _integer(cfg, "model.depth", lo=0)
     sizes = _get(cfg, "model.hidden_sizes")
     if sizes is not None:
         if not isinstance(sizes, (list, ListConfig)) or not all(
@@ -194,31 +175,32 @@ def validate(cfg: DictConfig) -> None:
                 "must be a list of integers >= 1, e.g. [10,20,30], or null",
                 sizes,
             )
-    _choice(cfg, "model.activation", HIDDEN_ACTIVATIONS)
-    _choice(cfg, "model.output", (*OUTPUT_ACTIVATIONS, "auto"))
-    _choice(cfg, "model.init", tuple(INITIALISERS))
-    _choice(cfg, "model.bias_init", tuple(BIAS_INITIALISERS))
-    _boolean(cfg, "model.bias")
-    _number(cfg, "model.leaky_slope", lo=0, hi=1, hi_open=True)
-    _choice(cfg, "model.dtype", ("float32", "float64"))
-
-    _integer(cfg, "trainer.epochs")
-    _choice(cfg, "trainer.loss", (*LOSSES, "auto"))
-    _number(cfg, "trainer.loss_threshold", lo=0, optional=True)
-    _choice(cfg, "trainer.train_eval", TRAIN_EVAL)
     progress = _get(cfg, "trainer.progress")
     if progress not in (True, False, "auto"):
         _fail("trainer.progress", "must be true, false or auto", progress)
-    _number(cfg, "trainer.progress_every", lo=0)
-
-    _string(cfg, "tracking.uri", optional=True)
-    _string(cfg, "tracking.experiment")
-    _integer(cfg, "tracking.max_points", lo=2, optional=True)
-    _boolean(cfg, "tracking.log_weights")
-    _boolean(cfg, "tracking.log_figure")
 
     resolve_auto(cfg)
     try:
         get_loss(cfg.trainer.loss, cfg.model.output)
     except ValueError as exc:
         raise ConfigError(f"config error: trainer.loss / model.output: {exc}") from None
+
+
+_MISSING = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(cfg, key, default=_MISSING)
+    if value is _MISSING:
+        raise ConfigError(f"config error: {key}: missing")
+    return value
+
+
+def _fail(key: str, what: str, value: Any) -> None:
+    raise ConfigError(f"config error: {key}: {what}, got {value!r}")
+
+
+def _check(cfg: DictConfig, key: str, constraints) -> None:
+    message = problem(constraints, _get(cfg, key))
+    if message is not None:
+        raise ConfigError(f"config error: {key}: {message}")

@@ -490,7 +490,7 @@ class RunTracker:
         self.records: list[dict] = []
         self.pending: list = []
         self.steps = logged_epochs(cfg.trainer.epochs, cfg.tracking.max_points)
-        constant_lr = cfg.optimizer.schedule == "constant"
+        constant_lr = cfg.schedule.name == "constant"
         self.keys = [k for k in HISTORY_KEYS if not (k == "lr" and constant_lr)]
         self.last_flush = time.monotonic()
         self.run_id: str | None = None
@@ -727,7 +727,7 @@ RUN_NAME_MAX = 250
 
 
 def _override_key(text: str) -> str:
-    """The key of an override as typed: ``+experiment=x`` -> ``experiment``."""
+    """The key of an override as typed: ``+model.bias=x`` -> ``model.bias``."""
     return text.split("=", 1)[0].lstrip("+~")
 
 
@@ -765,7 +765,7 @@ def sweep_plan(config: DictConfig) -> tuple[list[str], int | None]:
 
 
 def study_of(config: DictConfig) -> str:
-    """The study a run or sweep belongs to: the ``+experiment=`` config chosen,
+    """The study a run or sweep belongs to: the ``experiment=`` config chosen,
     else the MLflow experiment's name."""
     choices = OmegaConf.select(config, "hydra.runtime.choices", default=None) or {}
     return str(choices.get("experiment") or config.tracking.experiment)
@@ -855,6 +855,16 @@ class SweepCallback(Callback):
         global ACTIVE_PARENT
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        from bpexp.config import ConfigError, check_keys
+
+        try:
+            swept = tuple(sweep_plan(config)[0])
+        except Exception:  # a sweeper's own syntax: leave its jobs to check their keys
+            swept = tuple(config.keys())
+        try:  # a typo fails the sweep before its parent run exists
+            check_keys(config, skip=swept)
+        except ConfigError as exc:
+            raise SystemExit(str(exc)) from None
         uri = resolve_tracking_uri(config.tracking.uri)
         try:
             check_server(uri)

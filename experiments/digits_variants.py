@@ -3,7 +3,7 @@
 The target, title and grouping are the study's own (``report:`` in
 conf/experiment/digits_variants.yaml). Sweep, then compare:
 
-    python -m bpexp -m +experiment=digits_variants
+    python -m bpexp -m experiment=digits_variants
     python experiments/digits_variants.py
 """
 

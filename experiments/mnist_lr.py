@@ -3,7 +3,7 @@
 The target, title and grouping are the study's own (``report:`` in
 conf/experiment/mnist_lr.yaml). Sweep, then compare:
 
-    python -m bpexp -m +experiment=mnist_lr
+    python -m bpexp -m experiment=mnist_lr
     python experiments/mnist_lr.py
 """
 

@@ -3,7 +3,7 @@
 The target, title and grouping are the study's own (``report:`` in
 conf/experiment/toy3_tutorial.yaml). Sweep, then compare:
 
-    python -m bpexp -m +experiment=toy3_tutorial
+    python -m bpexp -m experiment=toy3_tutorial
     python experiments/toy3_tutorial.py
 """
 

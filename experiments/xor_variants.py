@@ -5,7 +5,7 @@ Counted in epochs, updates, samples and seconds, over learning rates and seeds.
 The target, title and grouping are the study's own (``report:`` in
 conf/experiment/xor_variants.yaml). Sweep, then compare:
 
-    python -m bpexp -m +experiment=xor_variants
+    python -m bpexp -m experiment=xor_variants
     python experiments/xor_variants.py
 """
 

@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     except (NoRunsError, ReportError, ValueError) as exc:
         hint = ""
         if isinstance(exc, NoRunsError) and args.study:
-            hint = f"; run the study first: python -m bpexp -m +experiment={args.study}"
+            hint = f"; run the study first: python -m bpexp -m experiment={args.study}"
         print(f"bpexp.report: error: {exc}{hint}", file=sys.stderr)
         return 1
     for note in selection.notes:

@@ -66,8 +66,10 @@ NOT_THE_EXPERIMENT = (
     "dataset.timeout",
     "dataset.mirrors",
 )
-#: the axes a comparison is usually about, in the order tables and figures use them
-FIRST_AXES = ("dataset.name", "optimizer.variant", "optimizer.lr")
+#: the axes a comparison is usually about, in the order tables and figures use them;
+#: an update rule or schedule before its own knobs (``update.beta1`` is logged by adam
+#: runs only: it varies with ``update.name`` and adds no group of its own)
+FIRST_AXES = ("dataset.name", "optimizer.variant", "optimizer.lr", "update.name", "schedule.name")
 
 
 class NoRunsError(LookupError):

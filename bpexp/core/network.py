@@ -36,10 +36,21 @@ from bpexp.core.activations import (
     OUTPUT_ACTIVATIONS,
     activation_table,
 )
+from bpexp.core.constraints import Interval, Options, Table, check
 from bpexp.core.init import BIAS_INITIALISERS, INITIALISERS
 from bpexp.core.losses import Loss, check_targets, get_loss
 
 DTYPES = ("float32", "float64")
+#: :class:`MLP`'s options and their valid values
+MLP_OPTIONS: Table = {
+    "activation": [Options(HIDDEN_ACTIVATIONS)],
+    "output": [Options(OUTPUT_ACTIVATIONS)],
+    "init": [Options(tuple(INITIALISERS))],
+    "bias_init": [Options(tuple(BIAS_INITIALISERS))],
+    "bias": [bool],
+    "leaky_slope": [Interval(float, 0, 1, "neither")],
+    "dtype": [Options(DTYPES)],
+}
 
 
 def _choice(kind: str, value: str, valid: Sequence[str]) -> str:
@@ -112,8 +123,7 @@ class MLP:
         self.bias_init = _choice("bias initialisation", bias_init, tuple(BIAS_INITIALISERS))
         self.dtype = np.dtype(_choice("dtype", str(np.dtype(dtype)), DTYPES))
         self.bias = bool(bias)
-        if not 0.0 < leaky_slope < 1.0:
-            raise ValueError(f"leaky_slope: must be in (0, 1), got {leaky_slope}")
+        check("leaky_slope", leaky_slope, MLP_OPTIONS["leaky_slope"])
         self.leaky_slope = float(leaky_slope)
         self._activations, self._derivatives = activation_table(self.leaky_slope)
         if rng is None:

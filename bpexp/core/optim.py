@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bpexp.core.constraints import Interval, Table, check_options
+
 
 class Update:
     """Base class. ``params`` and ``grads`` are parallel lists of arrays."""
@@ -111,32 +113,45 @@ class Adam(Update):
             p -= s
 
 
-UPDATES = ("plain", "momentum", "nesterov", "adam")
+#: each update rule and its own options: the rules' one vocabulary and ranges
+UPDATE_OPTIONS: dict[str, Table] = {
+    "plain": {},
+    "momentum": {"momentum": [Interval(float, 0, 1, "left")]},
+    "nesterov": {"momentum": [Interval(float, 0, 1, "left")]},
+    "adam": {
+        "beta1": [Interval(float, 0, 1, "left")],
+        "beta2": [Interval(float, 0, 1, "left")],
+        "epsilon": [Interval(float, 0, None, "neither")],
+    },
+}
+UPDATES = tuple(UPDATE_OPTIONS)
 
 
 def make_update(name: str, params: list[np.ndarray], **options: float) -> Update:
     """Build the update rule ``name`` over ``params``.
 
-    Options: ``momentum`` (momentum, nesterov), ``beta1``, ``beta2``,
-    ``epsilon`` (adam).  Unused options are ignored.
+    Options (:data:`UPDATE_OPTIONS`): ``momentum`` (momentum, nesterov), ``beta1``,
+    ``beta2``, ``epsilon`` (adam).  Options the rule does not take are ignored.
     """
+    if name not in UPDATE_OPTIONS:
+        raise ValueError(f"unknown update rule {name!r}; valid: {', '.join(UPDATES)}")
+    kw = {k: v for k, v in options.items() if k in UPDATE_OPTIONS[name]}
+    check_options(UPDATE_OPTIONS[name], kw)
     if name == "plain":
         return Plain(params)
     if name in ("momentum", "nesterov"):
-        mu = options.get("momentum", 0.9)
-        if not 0.0 <= mu < 1.0:
-            raise ValueError(f"momentum: must be in [0, 1), got {mu}")
-        return Momentum(params, mu, nesterov=name == "nesterov")
-    if name == "adam":
-        kw = {k: options[k] for k in ("beta1", "beta2", "epsilon") if k in options}
-        for k in ("beta1", "beta2"):
-            if k in kw and not 0.0 <= kw[k] < 1.0:
-                raise ValueError(f"{k}: must be in [0, 1), got {kw[k]}")
-        return Adam(params, **kw)
-    raise ValueError(f"unknown update rule {name!r}; valid: {', '.join(UPDATES)}")
+        return Momentum(params, kw.get("momentum", 0.9), nesterov=name == "nesterov")
+    return Adam(params, **kw)
 
 
-SCHEDULES = ("constant", "step", "exponential", "inverse_time")
+#: each learning-rate schedule and its own options
+SCHEDULE_OPTIONS: dict[str, Table] = {
+    "constant": {},
+    "step": {"gamma": [Interval(float, 0, 1, "right")], "step_size": [Interval(int, 1)]},
+    "exponential": {"gamma": [Interval(float, 0, 1, "right")]},
+    "inverse_time": {"decay": [Interval(float, 0, None, "left")]},
+}
+SCHEDULES = tuple(SCHEDULE_OPTIONS)
 
 
 def make_schedule(
@@ -149,18 +164,14 @@ def make_schedule(
     - ``exponential``: ``lr * gamma ** epoch``
     - ``inverse_time``: ``lr / (1 + decay * epoch)``
     """
+    if name not in SCHEDULE_OPTIONS:
+        raise ValueError(f"unknown learning-rate schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+    given = {"gamma": gamma, "step_size": step_size, "decay": decay}
+    check_options(SCHEDULE_OPTIONS[name], {k: given[k] for k in SCHEDULE_OPTIONS[name]})
     if name == "constant":
         return lambda epoch: lr
-    if name in ("step", "exponential") and not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma: must be in (0, 1], got {gamma}")
     if name == "step":
-        if step_size < 1:
-            raise ValueError(f"step_size: must be >= 1, got {step_size}")
         return lambda epoch: lr * gamma ** (epoch // step_size)
     if name == "exponential":
         return lambda epoch: lr * gamma**epoch
-    if name == "inverse_time":
-        if decay < 0:
-            raise ValueError(f"decay: must be >= 0, got {decay}")
-        return lambda epoch: lr / (1.0 + decay * epoch)
-    raise ValueError(f"unknown learning-rate schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+    return lambda epoch: lr / (1.0 + decay * epoch)

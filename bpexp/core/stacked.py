@@ -36,10 +36,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from bpexp.core.activations import activation_table
+from bpexp.core.constraints import check_options, problem
 from bpexp.core.losses import check_targets
 from bpexp.core.network import MLP
-from bpexp.core.optim import UPDATES, make_schedule
-from bpexp.core.training import TRAIN_EVAL, VARIANTS, History, _is_int, _is_number, _require
+from bpexp.core.optim import UPDATE_OPTIONS, UPDATES, make_schedule
+from bpexp.core.training import FIT_OPTIONS, History, _is_int, _is_number, _require
 
 #: elements of one layer's activations for the K networks when evaluating a set
 #: (rows are taken in chunks below it; 2**21 float64 is 16 MiB a layer)
@@ -51,9 +52,19 @@ TILE_ELEMENTS = 2**16
 RECORD_BLOCK = 512
 
 
-def _per_net(name: str, value, K: int, check: Callable[[object], bool], valid: str) -> list:
+def _per_net(
+    name: str, value, K: int, check: Callable[[object], bool] | list, valid: str = ""
+) -> list:
     """``value`` (one for all, or a sequence of one per network) as a list of K values,
-    each checked; a bad one raises one line naming ``name`` (and the index)."""
+    each checked by ``check`` (a predicate, described by ``valid``, or the option's
+    constraints from a table such as ``FIT_OPTIONS``); a bad one raises one line
+    naming ``name`` (and the index)."""
+
+    def bad(v) -> str | None:
+        if isinstance(check, list):
+            return problem(check, v)
+        return None if check(v) else f"must be {valid}, got {v!r}"
+
     if isinstance(value, (list, tuple, np.ndarray)):
         values = list(np.asarray(value).tolist()) if isinstance(value, np.ndarray) else list(value)
         _require(
@@ -62,9 +73,11 @@ def _per_net(name: str, value, K: int, check: Callable[[object], bool], valid: s
             f"got a list of {len(values)}",
         )
         for k, v in enumerate(values):
-            _require(check(v), f"{name}[{k}]: must be {valid}, got {v!r}")
+            message = bad(v)
+            _require(message is None, f"{name}[{k}]: {message}")
         return values
-    _require(check(value), f"{name}: must be {valid}, got {value!r}")
+    message = bad(value)
+    _require(message is None, f"{name}: {message}")
     return [value] * K
 
 
@@ -563,41 +576,22 @@ def fit_many(
     """
     _check_stack(nets)
     K = len(nets)
-    _require(variant in VARIANTS, f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    check_options(
+        FIT_OPTIONS,
+        {"variant": variant, "batch_size": batch_size, "epochs": epochs, "train_eval": train_eval},
+    )
     _require(update in UPDATES, f"unknown update rule {update!r}; valid: {', '.join(UPDATES)}")
-    _require(
-        _is_int(batch_size) and batch_size >= 1,
-        f"batch_size: must be an integer >= 1, got {batch_size!r}",
-    )
-    _require(_is_int(epochs) and epochs >= 1, f"epochs: must be an integer >= 1, got {epochs!r}")
-    _require(
-        train_eval in TRAIN_EVAL,
-        f"unknown train_eval {train_eval!r}; valid: {', '.join(TRAIN_EVAL)}",
-    )
     _require((X_val is None) == (Y_val is None), "X_val and Y_val: give both or neither")
 
-    def positive(x) -> bool:
-        return _is_number(x) and math.isfinite(x) and x > 0
-
-    def unit(x) -> bool:
-        return _is_number(x) and 0.0 <= x < 1.0
-
-    lrs = _per_net("lr", lr, K, positive, "a number > 0")
-    thresholds = _per_net(
-        "loss_threshold",
-        loss_threshold,
-        K,
-        lambda x: x is None or positive(x),
-        "a number > 0 or None",
-    )
+    lrs = _per_net("lr", lr, K, FIT_OPTIONS["lr"])
+    thresholds = _per_net("loss_threshold", loss_threshold, K, FIT_OPTIONS["loss_threshold"])
     consts = {}
-    if update in ("momentum", "nesterov"):
-        consts["momentum"] = _per_net("momentum", momentum, K, unit, "in [0, 1)")
-    if update == "adam":
-        for name, value in (("beta1", beta1), ("beta2", beta2)):
-            consts[name] = _per_net(name, value, K, unit, "in [0, 1)")
+    given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
+    for name, constraints in UPDATE_OPTIONS[update].items():
+        consts[name] = _per_net(name, given[name], K, constraints)
+    for name in ("beta1", "beta2"):
+        if name in consts:
             consts[f"one_minus_{name}"] = [1.0 - b for b in consts[name]]
-        consts["epsilon"] = _per_net("epsilon", epsilon, K, _is_number, "a number")
     gammas = _per_net("gamma", gamma, K, _is_number, "a number")
     step_sizes = _per_net("step_size", step_size, K, _is_number, "a number")
     decays = _per_net("decay", decay, K, _is_number, "a number")

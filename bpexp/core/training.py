@@ -31,12 +31,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpexp.core.losses import Loss, check_targets
+from bpexp.core.constraints import Interval, Options, Table, check_options
+from bpexp.core.losses import LOSSES, Loss, check_targets
 from bpexp.core.network import MLP, match_labels, n_correct
-from bpexp.core.optim import Update, make_schedule, make_update
+from bpexp.core.optim import SCHEDULES, UPDATES, Update, make_schedule, make_update
 
 VARIANTS = ("bgd", "sgd", "mbgd")
 TRAIN_EVAL = ("full", "running")
+#: :func:`fit`'s options and their valid values (the update rules' and the
+#: schedules' own options: ``optim.UPDATE_OPTIONS``, ``optim.SCHEDULE_OPTIONS``)
+FIT_OPTIONS: Table = {
+    "variant": [Options(VARIANTS)],
+    "lr": [Interval(float, 0, None, "neither")],
+    "batch_size": [Interval(int, 1)],
+    "epochs": [Interval(int, 1)],
+    "loss": [Options(LOSSES)],
+    "update": [Options(UPDATES)],
+    "schedule": [Options(SCHEDULES)],
+    "loss_threshold": [Interval(float, 0, None, "neither"), None],
+    "train_eval": [Options(TRAIN_EVAL)],
+}
 #: rows per chunk when evaluating a large set, to bound the evaluation buffers
 EVAL_CHUNK = 8192
 
@@ -261,23 +275,16 @@ def fit(
     ValueError
         For invalid names, values or data, before any training.
     """
-    _require(variant in VARIANTS, f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
-    _require(
-        _is_number(lr) and math.isfinite(lr) and lr > 0, f"lr: must be a number > 0, got {lr!r}"
-    )
-    _require(
-        _is_int(batch_size) and batch_size >= 1,
-        f"batch_size: must be an integer >= 1, got {batch_size!r}",
-    )
-    _require(_is_int(epochs) and epochs >= 1, f"epochs: must be an integer >= 1, got {epochs!r}")
-    _require(
-        loss_threshold is None
-        or (_is_number(loss_threshold) and math.isfinite(loss_threshold) and loss_threshold > 0),
-        f"loss_threshold: must be a number > 0 or None, got {loss_threshold!r}",
-    )
-    _require(
-        train_eval in TRAIN_EVAL,
-        f"unknown train_eval {train_eval!r}; valid: {', '.join(TRAIN_EVAL)}",
+    check_options(
+        FIT_OPTIONS,
+        {
+            "variant": variant,
+            "lr": lr,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "loss_threshold": loss_threshold,
+            "train_eval": train_eval,
+        },
     )
     _require((X_val is None) == (Y_val is None), "X_val and Y_val: give both or neither")
     lossfn = net.get_loss(loss)

@@ -12,20 +12,51 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import numpy as np
 
-from bpexp.data.base import Dataset
+from bpexp.core.constraints import Interval, Options, Table, check_options
+from bpexp.data.base import NORMALIZE, Dataset
 from bpexp.data.digits import load_digits
 from bpexp.data.mnist import SOURCES as MNIST_SOURCES
 from bpexp.data.mnist import MNISTError, load_mnist
 from bpexp.data.toy import toy3, xor
 
-DATASETS = ("xor", "toy3", "mnist", "digits")
 #: (number of features, number of classes) of each data set, known before loading
 SHAPES = {"xor": (2, 2), "toy3": (3, 2), "mnist": (784, 10), "digits": (64, 10)}
 
-__all__ = ["DATASETS", "MNIST_SOURCES", "SHAPES", "Dataset", "MNISTError", "load_dataset"]
+_SIZE = [Interval(int, 1), None]
+#: each data set's options (as a run's ``dataset.*`` sets them) and their valid values
+DATASET_OPTIONS: dict[str, Table] = {
+    "xor": {},
+    "toy3": {},
+    "mnist": {
+        "root": [str, os.PathLike, None],
+        "source": [Options(tuple(MNIST_SOURCES))],
+        "train_size": _SIZE,
+        "test_size": _SIZE,
+        "download": [bool],
+        "normalize": [Options(NORMALIZE)],
+        "timeout": [Interval(float, 0, None, "neither")],
+    },
+    "digits": {
+        "train_size": _SIZE,
+        "test_size": [Interval(int, 1)],
+        "normalize": [Options(NORMALIZE)],
+    },
+}
+DATASETS = tuple(DATASET_OPTIONS)
+
+__all__ = [
+    "DATASETS",
+    "DATASET_OPTIONS",
+    "MNIST_SOURCES",
+    "SHAPES",
+    "Dataset",
+    "MNISTError",
+    "load_dataset",
+]
 
 
 def load_dataset(
@@ -68,6 +99,7 @@ def load_dataset(
         raise ValueError(
             f"dataset {name!r}: unknown option {', '.join(unknown)}; valid: {', '.join(valid)}"
         )
+    check_options(DATASET_OPTIONS[name], options)
     if rng is None:
         rng = np.random.default_rng(seed)
     return loader(rng=rng, dtype=dtype, **options)

@@ -245,3 +245,18 @@ def test_a_configuration_and_seed_count_once():
     )
     kept, dropped = deduplicate(runs)
     assert list(kept["run_id"]) == ["new", "other"] and dropped == 2
+
+
+def test_a_sweep_over_update_rules_is_grouped_by_the_rule_not_its_knobs():
+    # adam runs alone log update.beta1, momentum runs alone update.momentum
+    nan = float("nan")
+    runs = pd.DataFrame(
+        {
+            "update.name": ["plain", "momentum", "adam"] * 2,
+            "update.momentum": [nan, 0.9, nan] * 2,
+            "update.beta1": [nan, nan, 0.9] * 2,
+            "optimizer.lr": [1.0] * 6,
+            "seed": [0, 0, 0, 1, 1, 1],
+        }
+    )
+    assert swept_keys(runs) == ["update.name"]

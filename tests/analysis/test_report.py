@@ -191,7 +191,7 @@ def test_the_newest_sweep_unless_all_are_asked_for(store, tmp_path):
         (("--target", "val_accuracy<=0.9"), "val_accuracy is reached from below"),
         (("--experiment", "nothing-here"), "no experiment named 'nothing-here'"),
         (("--study", "nope"), "no study 'nope'; studies: digits_variants"),
-        (("--study", "toy3_tutorial"), "run the study first: python -m bpexp -m +experiment="),
+        (("--study", "toy3_tutorial"), "run the study first: python -m bpexp -m experiment="),
     ],
 )
 def test_bad_requests_are_one_line(store, tmp_path, capsys, args, expected):
@@ -239,7 +239,7 @@ def study_store(tmp_path_factory) -> tuple[Path, str]:
     cwd = tmp_path_factory.mktemp("study")
     result = bpexp(
         "-m",
-        "+experiment=xor_variants",
+        "experiment=xor_variants",
         "seed=0,1",
         "trainer.epochs=1500",
         "tracking.max_points=20",

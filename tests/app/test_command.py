@@ -126,10 +126,30 @@ def test_a_bad_value_stops_the_job_with_one_line_and_no_run(tmp_path):
     assert runs(store_of(tmp_path)) == []
 
 
+def test_a_typo_stops_a_sweep_before_its_parent_run_with_one_line(tmp_path):
+    # the form Hydra itself suggests after "Key 'lrr' is not in struct"
+    result = bpexp("-m", "+optimizer.lrr=0.1", "seed=0,1", "trainer.epochs=5", cwd=tmp_path)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "config error" in line]
+    assert lines == ["config error: optimizer.lrr: unknown key; did you mean optimizer.lr?"]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing tracked, not even a parent
+
+
+def test_the_former_plus_experiment_names_the_new_form_in_one_line(tmp_path):
+    result = bpexp("-m", "+experiment=xor_variants", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "bpexp: error: +experiment=xor_variants is now experiment=xor_variants, without the +: "
+        "python -m bpexp -m experiment=xor_variants"
+    ]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "multirun").exists()
+
+
 def test_an_experiment_config(tmp_path):
     result = bpexp(
         "-m",
-        "+experiment=xor_variants",
+        "experiment=xor_variants",
         "optimizer.lr=2.0",
         "seed=0,1",
         "trainer.epochs=300",

@@ -2,7 +2,7 @@
 
 ``conf/dataset/*.yaml`` set model, optimizer and trainer values; they come after
 those groups in the defaults list, so they win over the groups' generic values,
-while the command line and ``+experiment=`` files win over them.
+while the command line and ``experiment=`` files win over them.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def test_dataset_mnist_switches_all_its_defaults_and_its_optimizer():
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiments_keep_their_own_values(name):
-    cfg = compose_cfg(f"+experiment={name}")
+    cfg = compose_cfg(f"experiment={name}")
     for key, value in values_set(CONF_DIR / "experiment" / f"{name}.yaml").items():
         assert OmegaConf.select(cfg, key) == value, key
 
@@ -109,7 +109,7 @@ def test_an_experiments_optimizer_wins_over_its_data_sets(tmp_path):
         "  - override /dataset: mnist\n"
         "  - override /optimizer: bgd\n"
     )
-    cfg = compose_cfg("+experiment=mnist_bgd", f"hydra.searchpath=[file://{tmp_path}]")
+    cfg = compose_cfg("experiment=mnist_bgd", f"hydra.searchpath=[file://{tmp_path}]")
     assert cfg.dataset.name == "mnist" and cfg.optimizer.variant == "bgd"
 
 
@@ -192,10 +192,10 @@ def test_test_split_sizes_that_do_not_fit_give_one_line(tmp_path, t10k_only):
 @pytest.mark.slow
 def test_the_mnist_study_runs_from_the_read_only_shared_test_split(tmp_path, shared_mnist):
     before = sorted(p.name for p in shared_mnist.iterdir())
-    # one job of +experiment=mnist_lr: the command line's sweep replaces the file's
+    # one job of experiment=mnist_lr: the command line's sweep replaces the file's
     result = bpexp(
         "-m",
-        "+experiment=mnist_lr",
+        "experiment=mnist_lr",
         f"dataset.root={shared_mnist}",
         "optimizer.lr=3.0",
         "seed=0",

@@ -60,17 +60,17 @@ def plan(*overrides: str, task: list[str] | None = None):
 
 
 def test_a_study_sweeps_its_file_keys_and_the_command_line_replaces_them():
-    cfg, (swept, jobs) = plan("+experiment=xor_variants")
+    cfg, (swept, jobs) = plan("experiment=xor_variants")
     assert (swept, jobs) == (["optimizer", "optimizer.lr", "seed"], 45)
     assert study_of(cfg) == "xor_variants"
     assert parent_run_name(study_of(cfg), swept, jobs) == (
         "xor_variants: optimizer x optimizer.lr x seed (45 jobs)"
     )
     # a fixed value on the command line replaces the file's sweep of that key
-    _, (swept, jobs) = plan("+experiment=xor_variants", "seed=3")
+    _, (swept, jobs) = plan("experiment=xor_variants", "seed=3")
     assert (swept, jobs) == (["optimizer", "optimizer.lr"], 9)
     _, (swept, jobs) = plan(
-        "+experiment=xor_variants", task=["+experiment=xor_variants", "seed=0,1", "a.b=1"]
+        "experiment=xor_variants", task=["experiment=xor_variants", "seed=0,1", "a.b=1"]
     )
     assert (swept, jobs) == (["optimizer", "optimizer.lr", "seed"], 18)
 
@@ -98,7 +98,7 @@ def test_progress_every_is_checked(value):
 def test_a_sweep_says_its_parent_run_ui_and_report(tmp_path, launcher):
     parallel = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     result = bpexp(
-        "-m", "+experiment=xor_variants", "optimizer=bgd,sgd", "seed=0,1", "optimizer.lr=0.5",
+        "-m", "experiment=xor_variants", "optimizer=bgd,sgd", "seed=0,1", "optimizer.lr=0.5",
         "trainer.epochs=30", "tracking.uri=sqlite:///mlflow.db", *parallel, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -166,7 +166,9 @@ def test_an_interrupted_sweep_says_it_was_killed(tmp_path):
     # create the store first, so that polling it below never races its creation
     ensure_experiment(MlflowClient(tracking_uri=uri), "bpexp", uri)
     proc = start_bpexp(
-        "-m", "seed=0,1", "trainer.epochs=100000000", "trainer.loss_threshold=null", cwd=tmp_path,
+        "-m", "seed=0,1", "trainer.epochs=100000000",
+        "trainer.loss_threshold=null",  # XOR's target would end both jobs first
+        cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -184,8 +186,9 @@ def test_an_interrupted_sweep_says_it_was_killed(tmp_path):
 @pytest.mark.slow
 def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     result = bpexp(
-        "trainer.epochs=30000", "trainer.loss_threshold=null", "trainer.progress_every=0.2",
-        "tracking.max_points=10", cwd=tmp_path,
+        "trainer.epochs=30000", "trainer.progress_every=0.2", "tracking.max_points=10",
+        "trainer.loss_threshold=null",  # XOR's target would end it in about 1,000 epochs
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = re.findall(
@@ -195,7 +198,7 @@ def test_a_run_without_a_terminal_logs_progress_and_says_where_it_is(tmp_path):
     (run,) = runs(f"sqlite:///{tmp_path}/mlflow.db")
     # named after its overrides, tracking.* aside
     assert run.info.run_name == (
-        "trainer.epochs=30000 trainer.loss_threshold=null trainer.progress_every=0.2"
+        "trainer.epochs=30000 trainer.progress_every=0.2 trainer.loss_threshold=null"
     )
     assert (
         f"then open http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}"

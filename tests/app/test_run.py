@@ -176,3 +176,52 @@ def test_bias_init_reaches_the_network(run_in_process, store):
     client = MlflowClient(tracking_uri=store)
     with np.load(artifacts(client, run.info.run_id) / "weights.npz", allow_pickle=False) as arrays:
         assert str(arrays["bias_init"]) == "normal"
+
+
+KNOBS = ("momentum", "beta1", "beta2", "epsilon", "gamma", "step_size", "decay")
+
+
+def test_a_run_logs_only_the_knobs_that_act_on_it(run_in_process, store):
+    run_in_process("tracking.experiment=t-knobs-plain", "trainer.epochs=5")
+    (plain,) = runs(store, "t-knobs-plain")
+    p = plain.data.params
+    assert p["update.name"] == "plain" and p["schedule.name"] == "constant"
+    assert not [k for k in p if k.rsplit(".", 1)[-1] in KNOBS]
+    run_in_process(
+        "tracking.experiment=t-knobs-adam",
+        "update=adam",
+        "update.beta1=0.8",
+        "schedule=step",
+        "schedule.step_size=2",
+        "trainer.epochs=5",
+    )
+    (adam,) = runs(store, "t-knobs-adam")
+    p = adam.data.params
+    knobs = {k: v for k, v in p.items() if k.rsplit(".", 1)[-1] in KNOBS}
+    assert knobs == {
+        "update.beta1": "0.8",
+        "update.beta2": "0.999",
+        "update.epsilon": "1e-08",
+        "schedule.gamma": "0.5",
+        "schedule.step_size": "2",
+    }
+    assert p["update"] == "adam" and p["schedule"] == "step"  # the groups' choices
+    # the step schedule reached training: optimizer.lr halved every 2 epochs
+    lrs = MlflowClient(tracking_uri=store).get_metric_history(adam.info.run_id, "lr")
+    lr = float(p["optimizer.lr"])
+    assert [m.value for m in sorted(lrs, key=lambda m: m.step) if m.step] == [
+        lr,
+        lr,
+        lr / 2,
+        lr / 2,
+        lr / 4,
+    ]
+
+
+def test_a_typo_is_an_error_naming_the_closest_key_and_creates_no_run(run_in_process, store):
+    with pytest.raises(ConfigError) as info:
+        run_in_process("tracking.experiment=t-typo", "+optimizer.lrr=0.1")
+    assert str(info.value) == (
+        "config error: optimizer.lrr: unknown key; did you mean optimizer.lr?"
+    )
+    assert runs(store, "t-typo") == []

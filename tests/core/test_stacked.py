@@ -235,7 +235,7 @@ def test_callbacks_one_per_network_or_one_for_all():
         ([], {}, "nets: need at least one network"),
         ([MLP([2, 3, 1])] * 2, {}, r"nets\[1\]: the same network as nets\[0\]"),
         ([MLP([2, 3, 1])] * 1, {"lr": [0.1, 0.2]}, "lr: expected one value or a list of 1"),
-        ([MLP([2, 3, 1]), MLP([2, 3, 1])], {"lr": [0.1, -1]}, r"lr\[1\]: must be a number > 0"),
+        ([MLP([2, 3, 1]), MLP([2, 3, 1])], {"lr": [0.1, -1]}, r"lr\[1\]: must be > 0, got -1"),
         ([MLP([2, 3, 1]), MLP([2, 3, 1])], {"seed": [1, 2, 3]}, "seed: expected one value"),
         (
             [MLP([2, 3, 1]), MLP([2, 3, 1])],
@@ -253,8 +253,12 @@ def test_callbacks_one_per_network_or_one_for_all():
             "rng: one generator per network",
         ),
         ([MLP([2, 3, 1]), MLP([2, 3, 1])], {"callback": [print]}, "callback: expected one"),
-        ([MLP([2, 3, 1])], {"variant": "full"}, "unknown variant 'full'"),
-        ([MLP([2, 3, 1])], {"loss_threshold": [0]}, r"loss_threshold\[0\]: must be a number > 0"),
+        (
+            [MLP([2, 3, 1])],
+            {"variant": "full"},
+            "variant: must be one of bgd, sgd, mbgd, got 'full'",
+        ),
+        ([MLP([2, 3, 1])], {"loss_threshold": [0]}, r"loss_threshold\[0\]: must be > 0, got 0"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_keyword(nets, kwargs, match):

@@ -67,9 +67,13 @@ def test_xor_and_toy3_are_the_tutorials_data():
             "train_size: 5000 is more than the 1437 samples available",
         ),
         ("digits", {"train_size": 5}, "fewer than the 10 classes"),
-        ("digits", {"train_size": -3}, "train_size: must be a positive integer"),
-        ("digits", {"test_size": 0}, "test_size: must be a positive integer"),
-        ("digits", {"normalize": "minmax"}, "normalize: unknown 'minmax'; valid: unit, standard"),
+        ("digits", {"train_size": -3}, "train_size: must be an integer >= 1 or null, got -3"),
+        ("digits", {"test_size": 0}, "test_size: must be an integer >= 1, got 0"),
+        (
+            "digits",
+            {"normalize": "minmax"},
+            "normalize: must be one of unit, standard, got 'minmax'",
+        ),
     ],
 )
 def test_bad_names_and_options(name, options, match):
@@ -445,7 +449,7 @@ def test_auto_prefers_the_training_split_when_its_files_are_there(tmp_path, mnis
         ),
         ({"train_size": 100, "test_size": None}, "test_size: null (the whole test split)"),
         ({"test_size": 10000}, "test_size: 10000 leaves no training samples"),
-        ({"source": "both"}, "source: unknown 'both'; valid: auto, train, test_split"),
+        ({"source": "both"}, "source: must be one of auto, train, test_split, got 'both'"),
     ],
 )
 def test_test_split_bad_sizes_give_one_line(t10k_only, options, match):
