@@ -37,10 +37,16 @@ import numpy as np
 
 from bpexp.core.activations import activation_table
 from bpexp.core.constraints import check_options, problem
-from bpexp.core.losses import check_targets
 from bpexp.core.network import MLP
 from bpexp.core.optim import UPDATE_OPTIONS, UPDATES, make_schedule
-from bpexp.core.training import FIT_OPTIONS, History, _is_int, _is_number, _require
+from bpexp.core.training import (
+    FIT_OPTIONS,
+    History,
+    _is_int,
+    _is_number,
+    _require,
+    checked_data,
+)
 
 #: elements of one layer's activations for the K networks when evaluating a set
 #: (rows are taken in chunks below it; 2**21 float64 is 16 MiB a layer)
@@ -620,13 +626,8 @@ def fit_many(
         )
         rngs = list(rng)
 
-    net0 = nets[0]
-    lossfn = net0.get_loss(loss)
-    X, Y = net0.check_inputs(X, Y)
-    check_targets(lossfn, Y)
+    lossfn, X, Y, X_val, Y_val = checked_data(nets[0], loss, X, Y, X_val, Y_val)
     if X_val is not None:
-        X_val, Y_val = net0.check_inputs(X_val, Y_val, what="X_val")
-        check_targets(lossfn, Y_val, "Y_val")
         labels_val = _labels(Y_val)
 
     n = X.shape[0]

@@ -129,6 +129,32 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
+def checked_data(
+    net: MLP,
+    loss: str,
+    X: np.ndarray,
+    Y: np.ndarray,
+    X_val: np.ndarray | None = None,
+    Y_val: np.ndarray | None = None,
+) -> tuple:
+    """The loss object for ``net``'s output and the training (and validation) arrays
+    checked against ``net``'s shape and dtype and the loss's targets.
+
+    Returns
+    -------
+    tuple
+        ``(loss, X, Y, X_val, Y_val)``; the validation pair stays None when not given.
+    """
+    _require((X_val is None) == (Y_val is None), "X_val and Y_val: give both or neither")
+    lossfn = net.get_loss(loss)
+    X, Y = net.check_inputs(X, Y)
+    check_targets(lossfn, Y)
+    if X_val is not None:
+        X_val, Y_val = net.check_inputs(X_val, Y_val, what="X_val")
+        check_targets(lossfn, Y_val, "Y_val")
+    return lossfn, X, Y, X_val, Y_val
+
+
 def update_mini_batch(
     net: MLP, X: np.ndarray, Y: np.ndarray, loss: Loss, update: Update, lr: float
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -286,13 +312,8 @@ def fit(
             "train_eval": train_eval,
         },
     )
-    _require((X_val is None) == (Y_val is None), "X_val and Y_val: give both or neither")
-    lossfn = net.get_loss(loss)
-    X, Y = net.check_inputs(X, Y)
-    check_targets(lossfn, Y)
+    lossfn, X, Y, X_val, Y_val = checked_data(net, loss, X, Y, X_val, Y_val)
     if X_val is not None:
-        X_val, Y_val = net.check_inputs(X_val, Y_val, what="X_val")
-        check_targets(lossfn, Y_val, "Y_val")
         labels_val = match_labels(Y_val)
     updater = make_update(
         update,
