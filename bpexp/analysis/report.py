@@ -284,7 +284,7 @@ def build_report(
         md = summary_markdown(summary, by)
         (work / "summary.md").write_text(f"Target: {target} (from {settings.source})\n\n{md}\n")
         (work / "index.md").write_text(
-            _index(selection, settings, table, by, target, study, md, figures)
+            _index(selection, settings, table, summary, by, target, study, md, figures)
         )
         if out.exists():
             old = out.with_name(f".{out.name}-old")
@@ -482,15 +482,29 @@ def _decision_boundary(table: pd.DataFrame, selection: Selection, x: str):
     )
 
 
-def _index(selection, settings, table, by, target, study, md, figures) -> str:
+#: fewer seeds than this in a group: its success rate's interval is wider than 40 points
+FEW_SEEDS = 5
+
+
+def _index(selection, settings, table, summary, by, target, study, md, figures) -> str:
     statuses = table["status"].value_counts()
     seeds = table["seed"].nunique() if "seed" in table else len(table)
+    few = (
+        []
+        if summary["seeds"].min() >= FEW_SEEDS
+        else [
+            f"some groups have fewer than {FEW_SEEDS} seeds (the smallest has "
+            f"{summary['seeds'].min()}): "
+            "their success rates have wide intervals; sweep more seeds, e.g. seed='range(0,10)'"
+        ]
+    )
     grouped = ", ".join(f"`{b}`" for b in by) if by else "nothing (one group)"
     lines = [
         f"# {study}: which variant reaches the target first",
         "",
         f"{selection.what}; {len(table)} runs "
-        f"({', '.join(f'{v} {k}' for k, v in statuses.items())}), {seeds} seeds; "
+        f"({', '.join(f'{v} {k}' for k, v in statuses.items())}), "
+        f"{seeds} seed{'s' if seeds != 1 else ''}; "
         f"grouped by {grouped}.",
         "",
         f"**Target: {target}** (from {settings.source}). A run succeeds when it finished, reached "
@@ -501,7 +515,7 @@ def _index(selection, settings, table, by, target, study, md, figures) -> str:
         "never reaching the target (`not reached` when more than half failed).",
         "",
     ]
-    lines += [f"> {note}" for note in [*selection.notes, *settings.notes]]
+    lines += [f"> {note}" for note in [*selection.notes, *settings.notes, *few]]
     lines += [
         "",
         md,

@@ -135,6 +135,7 @@ def test_loss_curves_are_medians_over_every_run(written, store):
 def test_every_figure_has_its_data_and_the_index_shows_them(written):
     index = (written / "index.md").read_text()
     assert "**Target: train_loss <= 0.01**" in index
+    assert "fewer than 5 seeds (the smallest has 2)" in index  # two seeds a group: said
     pngs = sorted(written.glob("*.png"))
     assert {p.stem for p in pngs} >= {
         "ecdf_epoch",
