@@ -170,6 +170,7 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         **options_of(cfg, "update"),  # the chosen rule's and schedule's own knobs only
         **options_of(cfg, "schedule"),
         loss_threshold=t.loss_threshold,
+        divergence_factor=t.divergence_factor,
         train_eval=t.train_eval,
         rng=rng,
         callback=callback,

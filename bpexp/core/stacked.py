@@ -40,7 +40,15 @@ from bpexp.core.constraints import check_options, problem
 from bpexp.core.losses import check_targets
 from bpexp.core.network import MLP
 from bpexp.core.optim import UPDATE_OPTIONS, UPDATES, make_schedule
-from bpexp.core.training import FIT_OPTIONS, History, _is_int, _is_number, _require
+from bpexp.core.training import (
+    DIVERGENCE_FACTOR,
+    FIT_OPTIONS,
+    History,
+    _is_int,
+    _is_number,
+    _require,
+    divergence_limit,
+)
 
 #: elements of one layer's activations for the K networks when evaluating a set
 #: (rows are taken in chunks below it; 2**21 float64 is 16 MiB a layer)
@@ -518,6 +526,7 @@ def fit_many(
     X_val: np.ndarray | None = None,
     Y_val: np.ndarray | None = None,
     loss_threshold: float | Sequence[float | None] | None = None,
+    divergence_factor: float | Sequence[float | None] | None = DIVERGENCE_FACTOR,
     callback: Callable[[dict], bool | None]
     | Sequence[Callable[[dict], bool | None] | None]
     | None = None,
@@ -546,7 +555,7 @@ def fit_many(
         each starts from its own weights and is trained in place.
     X, Y, variant, batch_size, epochs, loss, update, X_val, Y_val, schedule, train_eval
         Shared by all networks; as in :func:`bpexp.core.fit`.
-    lr, momentum, beta1, beta2, epsilon, gamma, step_size, decay, loss_threshold
+    lr, momentum, beta1, beta2, epsilon, gamma, step_size, decay, loss_threshold, divergence_factor
         One value for all networks, or a list with one per network.
     seed : int or list of int
         Seeds each network's shuffling generator (ignored if ``rng`` is given);
@@ -585,6 +594,7 @@ def fit_many(
 
     lrs = _per_net("lr", lr, K, FIT_OPTIONS["lr"])
     thresholds = _per_net("loss_threshold", loss_threshold, K, FIT_OPTIONS["loss_threshold"])
+    factors = _per_net("divergence_factor", divergence_factor, K, FIT_OPTIONS["divergence_factor"])
     consts = {}
     given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
     for name, constraints in UPDATE_OPTIONS[update].items():
@@ -641,6 +651,7 @@ def fit_many(
             lr_at,
             schedule,
             thresholds,
+            factors,
             callbacks,
             X_val,
             Y_val,
@@ -650,7 +661,17 @@ def fit_many(
 
 
 def _train(
-    stack, histories, epochs, lr_at, schedule, thresholds, callbacks, X_val, Y_val, labels_val
+    stack,
+    histories,
+    epochs,
+    lr_at,
+    schedule,
+    thresholds,
+    factors,
+    callbacks,
+    X_val,
+    Y_val,
+    labels_val,
 ):
     K = stack.K
     validate = X_val is not None
@@ -677,8 +698,13 @@ def _train(
         return
 
     thr = np.array([math.nan if t is None else t for t in thresholds])
+    # each network's own divergence limit, from its own initial loss
+    limit = np.array(
+        [divergence_limit(float(loss0[k]), f) for k, f in enumerate(factors)], dtype=np.float64
+    )
     lr_const = np.array([f(0) for f in lr_at], dtype=np.float64) if schedule == "constant" else None
     thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
+    limit_now = limit[stack.ids]
     any_callback = any(c is not None for c in callbacks)
     block = 1 if any_callback else RECORD_BLOCK
     buf = {key: np.empty((block, K)) for key in keys}
@@ -741,11 +767,15 @@ def _train(
         epoch_nums.append(epoch)
         secs.append(seconds)
         # one cheap test for "nothing stopped", the usual case
-        if math.isfinite(np.add.reduce(train_loss)) and not (train_loss <= thr_now).any():
+        if (
+            math.isfinite(np.add.reduce(train_loss))
+            and not (train_loss <= thr_now).any()
+            and not (train_loss > limit_now).any()
+        ):
             diverged = converged = np.zeros(Kr, bool)  # read only
             ending = np.zeros(Kr, bool)
         else:
-            diverged = ~np.isfinite(train_loss)
+            diverged = ~np.isfinite(train_loss) | (train_loss > limit_now)
             converged = train_loss <= thr_now
             ending = diverged | converged
         if any_callback or ending.any() or row + 1 == block:
@@ -768,5 +798,6 @@ def _train(
             if stack.K == 0:
                 return
             thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
+            limit_now = limit[stack.ids]
     flush()
     stack.write_back(np.ones(stack.K, bool))

@@ -275,11 +275,43 @@ def test_divergence_is_a_result_not_an_exception():
     net = MLP([3, 16, 2], activation="relu", output="identity", init="normal")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no floating-point warnings leak out
-        h = fit(net, X, Y, variant="sgd", lr=10.0, epochs=200)
+        h = fit(net, X, Y, variant="sgd", lr=10.0, epochs=200, divergence_factor=None)
     assert h.diverged and not h.converged and h.stop_reason == "diverged"
     assert not math.isfinite(h.final_loss)
     assert len(h.records) < 200
     assert math.isfinite(h.best_loss)
+
+
+@pytest.mark.parametrize("factor", [10.0, 1e3])
+def test_a_finite_loss_above_factor_times_the_initial_one_is_divergence(factor):
+    """Training stops, diverged, at the first epoch whose loss exceeds factor x the
+    initial loss, while it is still finite; without a factor it would go on."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+    net = MLP([3, 8, 2], activation="identity", output="identity", seed=1)
+    free = fit(net.copy(), X, Y, lr=5.0, epochs=30, divergence_factor=None)
+    loss0, losses = free.initial["train_loss"], free.column("train_loss")
+    first = int(np.argmax(losses > factor * loss0))  # the precondition: it is reached
+    assert losses[first] > factor * loss0 and math.isfinite(losses[first])
+    h = fit(net, X, Y, lr=5.0, epochs=30, divergence_factor=factor)
+    assert h.diverged and h.stop_reason == "diverged" and not h.converged
+    assert len(h.records) == first + 1
+    assert h.final_loss == losses[first]
+
+
+def test_healthy_noisy_sgd_never_trips_the_default_factor():
+    """sgd on XOR at a large learning rate: its loss rises above the initial one
+    (to 1.6x here) and still converges, with the default factor."""
+    net = MLP([2, 4, 1], init="xavier_uniform", seed=0)
+    h = fit(net, XOR_X, XOR_Y, variant="sgd", lr=10.0, epochs=2000, loss_threshold=0.01)
+    assert h.column("train_loss").max() > 1.2 * h.initial["train_loss"]
+    assert h.converged and not h.diverged
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, -1, "big", math.inf])
+def test_a_divergence_factor_not_above_one_is_refused(factor):
+    with pytest.raises(ValueError, match="divergence_factor"):
+        fit(MLP([2, 2, 1]), XOR_X, XOR_Y, divergence_factor=factor)
 
 
 def test_callback_sees_every_record_and_can_stop():
