@@ -19,7 +19,7 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bpexp import tracking
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
@@ -255,6 +255,10 @@ def _hydra_main(cfg: DictConfig) -> float:
     try:
         return run_job(cfg)
     except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            # one line, once: Hydra would repeat it after "Error executing job with
+            # overrides" and a hint about HYDRA_FULL_ERROR (SystemExit passes through it)
+            raise SystemExit(str(exc)) from None
         # Hydra reports only a sweep's first failure at its end: say each one as it happens
         log.error("%s", exc)
         raise
@@ -275,6 +279,7 @@ def main() -> None:
     job finished, FAILED otherwise, KILLED on Ctrl-C.
     """
     _refuse_old_forms(sys.argv[1:])
+    _refuse_unknown_choices(sys.argv[1:])
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
     # which process launched the jobs: see tracking.tracking_process_enabled
     os.environ["BPEXP_LAUNCH_PID"] = str(os.getpid())
@@ -324,6 +329,34 @@ def _refuse_old_forms(args: list[str]) -> None:
             raise SystemExit(
                 f"bpexp: error: {arg} is now {new}, without the +: python -m bpexp -m {new}"
             )
+
+
+def group_choices() -> dict[str, list[str]]:
+    """Each config group the defaults list of ``conf/config.yaml`` chooses from (but
+    Hydra's own), and its options: the names of the files of ``conf/GROUP/``."""
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    groups = [g for entry in defaults if isinstance(entry, DictConfig) for g in entry]
+    return {
+        g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in groups if g != "hydra"
+    }
+
+
+def _refuse_unknown_choices(args: list[str]) -> None:
+    """Exit with one line naming the group and its options when a group is set to
+    a value that is none of them (``optimizer=null``, ``optimizer=nope``, or one
+    such value of a sweep's list); Hydra says it in 10 to 30 lines, a traceback
+    for null.  Sweep functions (``glob(...)``, ``choice(...)``) are left to Hydra."""
+    choices = group_choices()
+    for arg in args:
+        key, eq, value = arg.lstrip("+").partition("=")
+        if not eq or key not in choices or any(c in value for c in "()[]{}"):
+            continue
+        for v in value.split(","):
+            if v.strip().strip("'\"") not in choices[key]:
+                raise SystemExit(
+                    f"bpexp: error: {arg}: {key} must be one of {', '.join(choices[key])} "
+                    f"(the files of conf/{key}/), got {v.strip() or 'nothing'}"
+                )
 
 
 def _say_where_the_sweep_is(seconds: float) -> None:
