@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from bpexp import tracking
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
+from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
 
 log = logging.getLogger("bpexp")
@@ -117,6 +118,41 @@ def _announce_job(parent: dict, num: int, name: str) -> None:
     log.info("%s", line)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: /proc/meminfo's MemAvailable
+    (free memory plus the caches the kernel can drop), else the free pages; None
+    when neither can be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def _check_memory(sizes: list[int], cfg: DictConfig, n: int) -> None:
+    """Refuse, before anything is allocated, a network whose training would not fit
+    in the memory available (it would be killed by the OOM killer, silently)."""
+    o = cfg.optimizer
+    need = training_bytes(sizes, cfg.model.dtype, n, o.variant, o.batch_size, cfg["update"].name)
+    have = available_memory()
+    if have is not None and need > have:
+        raise JobError(
+            f"model: a {'-'.join(map(str, sizes))} network ({cfg.model.dtype}) trained by "
+            f"{o.variant} on {n} samples needs about {_gib(need)}; {_gib(have)} of memory "
+            "is available (model.hidden_size / hidden_sizes / depth, optimizer.batch_size)"
+        )
+
+
 def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
     """Load the data, build the network and train it as a validated ``cfg`` says.
 
@@ -143,8 +179,10 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
             n,
             max(1, n // 2),
         )
+    sizes = [data.n_features, *hidden_sizes(cfg), data.n_outputs]
+    _check_memory(sizes, cfg, n)
     net = MLP(
-        [data.n_features, *hidden_sizes(cfg), data.n_outputs],
+        sizes,
         activation=m.activation,
         output=m.output,
         init=m.init,

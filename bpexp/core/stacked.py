@@ -43,6 +43,7 @@ from bpexp.core.optim import UPDATE_OPTIONS, UPDATES, make_schedule
 from bpexp.core.training import (
     DIVERGENCE_FACTOR,
     FIT_OPTIONS,
+    N_STATE,
     History,
     _is_int,
     _is_number,
@@ -211,7 +212,7 @@ class _Stack:
                 self.params[k, o : o + src.size] = src.ravel()
         self.grads = np.zeros_like(self.params)
         self.scratch = np.empty_like(self.params)
-        self.state = [np.zeros_like(self.params) for _ in range(_N_STATE[update])]
+        self.state = [np.zeros_like(self.params) for _ in range(N_STATE[update])]
         # per-network constants as (K, 1) columns of the network's dtype, so that
         # they multiply as fit's Python scalars do (converted to the dtype first)
         self.consts = {k: np.asarray(v, np.float64)[:, None] for k, v in consts.items()}
@@ -505,7 +506,6 @@ class _Stack:
 
 
 #: update-state arrays of the shape of the parameters, per rule
-_N_STATE = {"plain": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 #: constants used in the network's dtype (the others stay float64: adam's
 #: step size is made in float64 then converted, as fit's Python floats are)
 _DTYPE_CONSTS = ("momentum", "beta1", "beta2", "one_minus_beta1", "one_minus_beta2", "epsilon")

@@ -24,6 +24,7 @@ What a record's ``train_loss`` means is set by ``train_eval``:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -56,6 +57,9 @@ FIT_OPTIONS: Table = {
 #: initial loss (XOR's sgd at lr 10 peaks at 1.6x), diverging ones pass 1e5x
 #: (MNIST and digits at lr 1e6) within a few epochs
 DIVERGENCE_FACTOR = 1e3
+#: arrays of the parameters' shape an update rule keeps between steps (velocity;
+#: adam's two moments)
+N_STATE = {"plain": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 #: rows per chunk when evaluating a large set, to bound the evaluation buffers
 EVAL_CHUNK = 8192
 
@@ -129,6 +133,27 @@ def divergence_limit(initial_loss: float, factor: float | None) -> float:
     if factor is None or not (0 < initial_loss < math.inf):
         return math.inf
     return factor * initial_loss
+
+
+def training_bytes(
+    sizes: list[int], dtype: str, n: int, variant: str, batch_size: int, update: str
+) -> int:
+    """An estimate of the memory :func:`fit` takes for a network of layer widths
+    ``sizes`` on ``n`` samples, from the shapes alone (nothing is allocated).
+
+    The parameters ``P = sum(s_l * s_{l+1} + s_{l+1})`` are held with their
+    gradients and the update rule's state (``N_STATE``); passes over ``r`` rows
+    hold ``Z``, ``A``, the deltas and the activation functions' temporaries, and
+    bgd's next forward pass is made while its last is still held: about
+    ``6 r sum(sizes[1:])`` numbers (within a factor 2 of what NumPy allocates),
+    where ``r`` is ``n`` for bgd, else the larger of a batch and an evaluation
+    chunk (``EVAL_CHUNK`` rows, at most ``n``).
+    """
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    batch = 1 if variant == "sgd" else batch_size
+    rows = n if variant == "bgd" else max(min(batch, n), min(EVAL_CHUNK, n))
+    numbers = params * (2 + N_STATE[update]) + 6 * rows * sum(sizes[1:])
+    return numbers * np.dtype(dtype).itemsize
 
 
 def _require(cond: bool, message: str) -> None:

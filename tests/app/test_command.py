@@ -185,6 +185,17 @@ def test_every_group_refuses_null_and_takes_each_of_its_options():
         _refuse_unknown_choices([f"{group}={','.join(options)}", f"+{group}={options[0]}"])
 
 
+def test_a_network_too_big_for_the_memory_is_refused_in_one_line_naming_its_size(tmp_path):
+    """2 x 1e11 float64 weights (1.6 TB): refused from the shapes, never allocated."""
+    result = bpexp("model.hidden_size=100000000000", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if "model" in line]
+    assert line.startswith("model: a 2-100000000000-1 network (float64) trained by bgd on 4 ")
+    assert "needs about 2.38e+04 GiB;" in line and "of memory is available" in line
+    assert "Traceback" not in result.stderr
+    assert "MemoryError" not in result.stdout + result.stderr
+
+
 def test_the_former_plus_experiment_names_the_new_form_in_one_line(tmp_path):
     result = bpexp("-m", "+experiment=xor_variants", cwd=tmp_path)
     assert result.returncode == 1

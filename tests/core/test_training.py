@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bpexp.core import MLP, fit
+from bpexp.core.training import training_bytes
 from tests.conftest import XOR_X, XOR_Y
 
 TOY3_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]], dtype=float)
@@ -463,3 +464,26 @@ def test_evaluation_in_chunks_is_the_loss_over_the_whole_set(monkeypatch):
     loss, accuracy = training.evaluate(net, X, Y, get_loss("cross_entropy", "softmax"))
     assert loss == pytest.approx(net.loss(X, Y, "cross_entropy"), rel=1e-12)
     assert accuracy == net.accuracy(X, Y)
+
+
+@pytest.mark.parametrize(
+    ("variant", "update", "dtype"),
+    [("bgd", "plain", "float64"), ("mbgd", "adam", "float32"), ("sgd", "momentum", "float64")],
+)
+def test_training_bytes_is_the_memory_fit_takes_within_a_factor_two(variant, update, dtype):
+    """The estimate from shapes against what NumPy allocates (tracemalloc sees it)
+    for a network and its training on 1000 samples."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, sizes = 1000, [64, 1500, 10]
+    X = rng.random((n, 64)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    net = MLP(sizes, output="softmax", dtype=dtype, seed=0)
+    fit(net, X, Y, variant=variant, update=update, loss="cross_entropy", epochs=1, batch_size=32)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    estimate = training_bytes(sizes, dtype, n, variant, 32, update)
+    assert 0.5 < peak / estimate < 2, (peak, estimate)
