@@ -505,7 +505,6 @@ class _Stack:
         return np.sqrt(np.vecdot(self.grads, self.grads))
 
 
-#: update-state arrays of the shape of the parameters, per rule
 #: constants used in the network's dtype (the others stay float64: adam's
 #: step size is made in float64 then converted, as fit's Python floats are)
 _DTYPE_CONSTS = ("momentum", "beta1", "beta2", "one_minus_beta1", "one_minus_beta2", "epsilon")
