@@ -19,11 +19,12 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bpexp import tracking
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
+from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
 
 log = logging.getLogger("bpexp")
@@ -117,6 +118,41 @@ def _announce_job(parent: dict, num: int, name: str) -> None:
     log.info("%s", line)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation: /proc/meminfo's MemAvailable
+    (free memory plus the caches the kernel can drop), else the free pages; None
+    when neither can be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.3g} GiB"
+
+
+def _check_memory(sizes: list[int], cfg: DictConfig, n: int) -> None:
+    """Refuse, before anything is allocated, a network whose training would not fit
+    in the memory available (it would be killed by the OOM killer, silently)."""
+    o = cfg.optimizer
+    need = training_bytes(sizes, cfg.model.dtype, n, o.variant, o.batch_size, cfg["update"].name)
+    have = available_memory()
+    if have is not None and need > have:
+        raise JobError(
+            f"model: a {'-'.join(map(str, sizes))} network ({cfg.model.dtype}) trained by "
+            f"{o.variant} on {n} samples needs about {_gib(need)}; {_gib(have)} of memory "
+            "is available (model.hidden_size / hidden_sizes / depth, optimizer.batch_size)"
+        )
+
+
 def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
     """Load the data, build the network and train it as a validated ``cfg`` says.
 
@@ -143,8 +179,10 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
             n,
             max(1, n // 2),
         )
+    sizes = [data.n_features, *hidden_sizes(cfg), data.n_outputs]
+    _check_memory(sizes, cfg, n)
     net = MLP(
-        [data.n_features, *hidden_sizes(cfg), data.n_outputs],
+        sizes,
         activation=m.activation,
         output=m.output,
         init=m.init,
@@ -170,6 +208,7 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         **options_of(cfg, "update"),  # the chosen rule's and schedule's own knobs only
         **options_of(cfg, "schedule"),
         loss_threshold=t.loss_threshold,
+        divergence_factor=t.divergence_factor,
         train_eval=t.train_eval,
         rng=rng,
         callback=callback,
@@ -254,6 +293,10 @@ def _hydra_main(cfg: DictConfig) -> float:
     try:
         return run_job(cfg)
     except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            # one line, once: Hydra would repeat it after "Error executing job with
+            # overrides" and a hint about HYDRA_FULL_ERROR (SystemExit passes through it)
+            raise SystemExit(str(exc)) from None
         # Hydra reports only a sweep's first failure at its end: say each one as it happens
         log.error("%s", exc)
         raise
@@ -274,6 +317,7 @@ def main() -> None:
     job finished, FAILED otherwise, KILLED on Ctrl-C.
     """
     _refuse_old_forms(sys.argv[1:])
+    _refuse_unknown_choices(sys.argv[1:])
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
     # which process launched the jobs: see tracking.tracking_process_enabled
     os.environ["BPEXP_LAUNCH_PID"] = str(os.getpid())
@@ -323,6 +367,34 @@ def _refuse_old_forms(args: list[str]) -> None:
             raise SystemExit(
                 f"bpexp: error: {arg} is now {new}, without the +: python -m bpexp -m {new}"
             )
+
+
+def group_choices() -> dict[str, list[str]]:
+    """Each config group the defaults list of ``conf/config.yaml`` chooses from (but
+    Hydra's own), and its options: the names of the files of ``conf/GROUP/``."""
+    defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
+    groups = [g for entry in defaults if isinstance(entry, DictConfig) for g in entry]
+    return {
+        g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in groups if g != "hydra"
+    }
+
+
+def _refuse_unknown_choices(args: list[str]) -> None:
+    """Exit with one line naming the group and its options when a group is set to
+    a value that is none of them (``optimizer=null``, ``optimizer=nope``, or one
+    such value of a sweep's list); Hydra says it in 10 to 30 lines, a traceback
+    for null.  Sweep functions (``glob(...)``, ``choice(...)``) are left to Hydra."""
+    choices = group_choices()
+    for arg in args:
+        key, eq, value = arg.lstrip("+").partition("=")
+        if not eq or key not in choices or any(c in value for c in "()[]{}"):
+            continue
+        for v in value.split(","):
+            if v.strip().strip("'\"") not in choices[key]:
+                raise SystemExit(
+                    f"bpexp: error: {arg}: {key} must be one of {', '.join(choices[key])} "
+                    f"(the files of conf/{key}/), got {v.strip() or 'nothing'}"
+                )
 
 
 def _say_where_the_sweep_is(seconds: float) -> None:

@@ -69,6 +69,7 @@ TRAINER_OPTIONS: Table = {
     "epochs": FIT_OPTIONS["epochs"],
     "loss": [Options((*LOSSES, "auto"))],
     "loss_threshold": FIT_OPTIONS["loss_threshold"],
+    "divergence_factor": FIT_OPTIONS["divergence_factor"],
     "train_eval": FIT_OPTIONS["train_eval"],
     "progress": [],  # true, false or auto: checked in validate
     "progress_every": [Interval(float, 0, None, "neither")],

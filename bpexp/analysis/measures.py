@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bpexp.analysis.runs import AXES, ordered_values
+from bpexp.core.training import divergence_limit
 
 #: column of the time to target on each x-axis
 TO_TARGET = {
@@ -158,6 +159,16 @@ def with_measures(
     return runs.drop(columns=[c for c in measures.columns if c in runs]).join(measures, on="run_id")
 
 
+def _loss_limit(run: dict, h: pd.DataFrame, loss: np.ndarray) -> float:
+    """The training loss above which the run diverged, by fit's rule: its
+    ``trainer.divergence_factor`` times its epoch-0 loss (infinite when the run
+    has no factor or its history no epoch 0: only NaN or infinite losses count)."""
+    factor = run.get("trainer.divergence_factor")
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or h["epoch"].iloc[0]:
+        return math.inf
+    return divergence_limit(float(loss[0]), float(factor))
+
+
 def _one_run(run: dict, h: pd.DataFrame | None, targets: list[Target], shapes) -> dict:
     row = {"run_id": run["run_id"]}
     inf = {TO_TARGET[a]: math.inf for a in AXES}
@@ -188,7 +199,7 @@ def _one_run(run: dict, h: pd.DataFrame | None, targets: list[Target], shapes) -
         met &= t.met(col)
     hit = np.flatnonzero(met)
     loss = h["train_loss"].to_numpy(float) if "train_loss" in h else np.full(len(h), np.nan)
-    diverged = bool((~np.isfinite(loss)).any())
+    diverged = bool((~np.isfinite(loss) | (loss > _loss_limit(run, h, loss))).any())
     acc_col = next((c for c in ("val_accuracy", "train_accuracy") if c in h), None)
     final_acc = float(h[acc_col].iloc[-1]) if acc_col else math.nan
     n_classes = shapes.get(run.get("dataset.name"), (None, None))[1]

@@ -40,12 +40,15 @@ from bpexp.core.constraints import check_options, problem
 from bpexp.core.network import MLP
 from bpexp.core.optim import UPDATE_OPTIONS, UPDATES, make_schedule
 from bpexp.core.training import (
+    DIVERGENCE_FACTOR,
     FIT_OPTIONS,
+    N_STATE,
     History,
     _is_int,
     _is_number,
     _require,
     checked_data,
+    divergence_limit,
 )
 
 #: elements of one layer's activations for the K networks when evaluating a set
@@ -209,7 +212,7 @@ class _Stack:
                 self.params[k, o : o + src.size] = src.ravel()
         self.grads = np.zeros_like(self.params)
         self.scratch = np.empty_like(self.params)
-        self.state = [np.zeros_like(self.params) for _ in range(_N_STATE[update])]
+        self.state = [np.zeros_like(self.params) for _ in range(N_STATE[update])]
         # per-network constants as (K, 1) columns of the network's dtype, so that
         # they multiply as fit's Python scalars do (converted to the dtype first)
         self.consts = {k: np.asarray(v, np.float64)[:, None] for k, v in consts.items()}
@@ -502,8 +505,6 @@ class _Stack:
         return np.sqrt(np.vecdot(self.grads, self.grads))
 
 
-#: update-state arrays of the shape of the parameters, per rule
-_N_STATE = {"plain": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 #: constants used in the network's dtype (the others stay float64: adam's
 #: step size is made in float64 then converted, as fit's Python floats are)
 _DTYPE_CONSTS = ("momentum", "beta1", "beta2", "one_minus_beta1", "one_minus_beta2", "epsilon")
@@ -524,6 +525,7 @@ def fit_many(
     X_val: np.ndarray | None = None,
     Y_val: np.ndarray | None = None,
     loss_threshold: float | Sequence[float | None] | None = None,
+    divergence_factor: float | Sequence[float | None] | None = DIVERGENCE_FACTOR,
     callback: Callable[[dict], bool | None]
     | Sequence[Callable[[dict], bool | None] | None]
     | None = None,
@@ -552,7 +554,7 @@ def fit_many(
         each starts from its own weights and is trained in place.
     X, Y, variant, batch_size, epochs, loss, update, X_val, Y_val, schedule, train_eval
         Shared by all networks; as in :func:`bpexp.core.fit`.
-    lr, momentum, beta1, beta2, epsilon, gamma, step_size, decay, loss_threshold
+    lr, momentum, beta1, beta2, epsilon, gamma, step_size, decay, loss_threshold, divergence_factor
         One value for all networks, or a list with one per network.
     seed : int or list of int
         Seeds each network's shuffling generator (ignored if ``rng`` is given);
@@ -591,6 +593,7 @@ def fit_many(
 
     lrs = _per_net("lr", lr, K, FIT_OPTIONS["lr"])
     thresholds = _per_net("loss_threshold", loss_threshold, K, FIT_OPTIONS["loss_threshold"])
+    factors = _per_net("divergence_factor", divergence_factor, K, FIT_OPTIONS["divergence_factor"])
     consts = {}
     given = {"momentum": momentum, "beta1": beta1, "beta2": beta2, "epsilon": epsilon}
     for name, constraints in UPDATE_OPTIONS[update].items():
@@ -642,6 +645,7 @@ def fit_many(
             lr_at,
             schedule,
             thresholds,
+            factors,
             callbacks,
             X_val,
             Y_val,
@@ -651,7 +655,17 @@ def fit_many(
 
 
 def _train(
-    stack, histories, epochs, lr_at, schedule, thresholds, callbacks, X_val, Y_val, labels_val
+    stack,
+    histories,
+    epochs,
+    lr_at,
+    schedule,
+    thresholds,
+    factors,
+    callbacks,
+    X_val,
+    Y_val,
+    labels_val,
 ):
     K = stack.K
     validate = X_val is not None
@@ -678,8 +692,13 @@ def _train(
         return
 
     thr = np.array([math.nan if t is None else t for t in thresholds])
+    # each network's own divergence limit, from its own initial loss
+    limit = np.array(
+        [divergence_limit(float(loss0[k]), f) for k, f in enumerate(factors)], dtype=np.float64
+    )
     lr_const = np.array([f(0) for f in lr_at], dtype=np.float64) if schedule == "constant" else None
     thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
+    limit_now = limit[stack.ids]
     any_callback = any(c is not None for c in callbacks)
     block = 1 if any_callback else RECORD_BLOCK
     buf = {key: np.empty((block, K)) for key in keys}
@@ -742,11 +761,15 @@ def _train(
         epoch_nums.append(epoch)
         secs.append(seconds)
         # one cheap test for "nothing stopped", the usual case
-        if math.isfinite(np.add.reduce(train_loss)) and not (train_loss <= thr_now).any():
+        if (
+            math.isfinite(np.add.reduce(train_loss))
+            and not (train_loss <= thr_now).any()
+            and not (train_loss > limit_now).any()
+        ):
             diverged = converged = np.zeros(Kr, bool)  # read only
             ending = np.zeros(Kr, bool)
         else:
-            diverged = ~np.isfinite(train_loss)
+            diverged = ~np.isfinite(train_loss) | (train_loss > limit_now)
             converged = train_loss <= thr_now
             ending = diverged | converged
         if any_callback or ending.any() or row + 1 == block:
@@ -769,5 +792,6 @@ def _train(
             if stack.K == 0:
                 return
             thr_now, lr_now = thr[stack.ids], None if lr_const is None else lr_const[stack.ids]
+            limit_now = limit[stack.ids]
     flush()
     stack.write_back(np.ones(stack.K, bool))

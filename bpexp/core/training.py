@@ -24,6 +24,7 @@ What a record's ``train_loss`` means is set by ``train_eval``:
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -49,8 +50,16 @@ FIT_OPTIONS: Table = {
     "update": [Options(UPDATES)],
     "schedule": [Options(SCHEDULES)],
     "loss_threshold": [Interval(float, 0, None, "neither"), None],
+    "divergence_factor": [Interval(float, 1, None, "neither"), None],
     "train_eval": [Options(TRAIN_EVAL)],
 }
+#: the default ``divergence_factor``: healthy runs measured stay below 2x their
+#: initial loss (XOR's sgd at lr 10 peaks at 1.6x), diverging ones pass 1e5x
+#: (MNIST and digits at lr 1e6) within a few epochs
+DIVERGENCE_FACTOR = 1e3
+#: arrays of the parameters' shape an update rule keeps between steps (velocity;
+#: adam's two moments)
+N_STATE = {"plain": 0, "momentum": 1, "nesterov": 1, "adam": 2}
 #: rows per chunk when evaluating a large set, to bound the evaluation buffers
 EVAL_CHUNK = 8192
 
@@ -74,7 +83,8 @@ class History:
     converged : bool
         The training loss reached ``loss_threshold`` (False without a threshold).
     diverged : bool
-        The training loss became NaN or infinite; training stopped there.
+        The training loss became NaN or infinite, or rose above
+        ``divergence_factor`` times its initial value; training stopped there.
     stop_reason : str
         ``"epochs"`` (budget used up), ``"threshold"``, ``"diverged"`` or
         ``"callback"``.
@@ -114,6 +124,36 @@ class History:
             if r["train_loss"] <= self.loss_threshold:
                 return r["epoch"]
         return None
+
+
+def divergence_limit(initial_loss: float, factor: float | None) -> float:
+    """The training loss above which a run counts as diverged: ``factor`` times its
+    initial loss (infinite without a factor or a positive finite initial loss, so
+    that only a NaN or infinite loss counts then)."""
+    if factor is None or not (0 < initial_loss < math.inf):
+        return math.inf
+    return factor * initial_loss
+
+
+def training_bytes(
+    sizes: list[int], dtype: str, n: int, variant: str, batch_size: int, update: str
+) -> int:
+    """An estimate of the memory :func:`fit` takes for a network of layer widths
+    ``sizes`` on ``n`` samples, from the shapes alone (nothing is allocated).
+
+    The parameters ``P = sum(s_l * s_{l+1} + s_{l+1})`` are held with their
+    gradients and the update rule's state (``N_STATE``); passes over ``r`` rows
+    hold ``Z``, ``A``, the deltas and the activation functions' temporaries, and
+    bgd's next forward pass is made while its last is still held: about
+    ``6 r sum(sizes[1:])`` numbers (within a factor 2 of what NumPy allocates),
+    where ``r`` is ``n`` for bgd, else the larger of a batch and an evaluation
+    chunk (``EVAL_CHUNK`` rows, at most ``n``).
+    """
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    batch = 1 if variant == "sgd" else batch_size
+    rows = n if variant == "bgd" else max(min(batch, n), min(EVAL_CHUNK, n))
+    numbers = params * (2 + N_STATE[update]) + 6 * rows * sum(sizes[1:])
+    return numbers * np.dtype(dtype).itemsize
 
 
 def _require(cond: bool, message: str) -> None:
@@ -225,6 +265,7 @@ def fit(
     X_val: np.ndarray | None = None,
     Y_val: np.ndarray | None = None,
     loss_threshold: float | None = None,
+    divergence_factor: float | None = DIVERGENCE_FACTOR,
     callback: Callable[[dict], bool | None] | None = None,
     momentum: float = 0.9,
     beta1: float = 0.9,
@@ -275,6 +316,10 @@ def fit(
         A validation set, evaluated after every epoch.
     loss_threshold : float, optional
         Stop, converged, once the training loss is at or below it.
+    divergence_factor : float, optional
+        Stop, diverged, once the training loss exceeds ``divergence_factor``
+        times the initial (epoch-0) training loss (> 1; None: only a NaN or
+        infinite loss counts as divergence).
     callback : callable, optional
         ``callback(record)`` is called with the initial record (epoch 0) and
         then each epoch's record as it is made; returning True stops training.
@@ -293,8 +338,9 @@ def fit(
     Returns
     -------
     History
-        A non-finite loss stops training and sets ``diverged``: it is a
-        result, not an error.
+        A non-finite loss, or one above ``divergence_factor`` times the
+        initial loss, stops training and sets ``diverged``: it is a result,
+        not an error.
 
     Raises
     ------
@@ -309,6 +355,7 @@ def fit(
             "batch_size": batch_size,
             "epochs": epochs,
             "loss_threshold": loss_threshold,
+            "divergence_factor": divergence_factor,
             "train_eval": train_eval,
         },
     )
@@ -349,6 +396,7 @@ def fit(
             )
         initial.update(updates=0, samples=0, seconds=0.0)
         history.initial = initial
+        loss_limit = divergence_limit(initial["train_loss"], divergence_factor)
         if callback is not None and callback(initial):
             history.stop_reason = "callback"
             return history
@@ -399,7 +447,7 @@ def fit(
             if record_order:
                 record["order"] = order
             history.records.append(record)
-            if not math.isfinite(train_loss):
+            if not math.isfinite(train_loss) or train_loss > loss_limit:
                 history.diverged, history.stop_reason = True, "diverged"
             elif loss_threshold is not None and train_loss <= loss_threshold:
                 history.converged, history.stop_reason = True, "threshold"

@@ -175,6 +175,36 @@ def test_a_network_at_chance_has_not_learnt_whatever_loss_it_reached():
     assert m.loc["dead", "chance"] == pytest.approx(0.1)
 
 
+def test_a_finite_loss_above_the_runs_divergence_factor_is_divergence():
+    """fit's rule, with each run's own trainer.divergence_factor: a loss above factor x
+    the epoch-0 loss diverged, finite or not; a run without the param (or null)
+    diverged only on a NaN or infinite loss."""
+    grows = [2.0, 30.0, 2.5e5]  # MNIST at lr 1e6 goes 2.4 -> 3e5
+    runs = runs_frame(
+        [
+            {"run_id": "f1000", "trainer.divergence_factor": 1000.0},
+            {"run_id": "f1e6", "trainer.divergence_factor": 1e6},
+            {"run_id": "null", "trainer.divergence_factor": None},
+            {"run_id": "f10", "trainer.divergence_factor": 10.0},
+        ]
+    )
+    hist = pd.concat(
+        [
+            history(rid, grows, updates_per_epoch=1, n=4, acc=[0.5, 0.5, 0.5])
+            for rid in ("f1000", "f1e6", "null", "f10")
+        ]
+    )
+    m = run_measures(runs, hist, [Target("train_loss", 0.1)])
+    assert m["diverged"].to_dict() == {"f1000": True, "f1e6": False, "null": False, "f10": True}
+    assert m.loc["f1000", "outcome"] == "diverged" and m.loc["f1e6", "outcome"] == "not reached"
+    no_param = run_measures(
+        runs_frame([{"run_id": "old"}]),
+        history("old", grows, updates_per_epoch=1, n=4),
+        [Target("train_loss", 0.1)],
+    )
+    assert not no_param.loc["old", "diverged"]
+
+
 def test_several_targets_must_hold_at_the_same_epoch():
     runs = runs_frame([{"run_id": "a", "dataset.name": "mnist"}])
     hist = history("a", [2.0, 0.5, 0.2, 0.1], updates_per_epoch=1, n=4, acc=[0.1, 0.5, 0.8, 0.95])

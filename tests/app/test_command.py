@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from bpexp.app import _refuse_unknown_choices, group_choices
 from bpexp.core import MLP
 from bpexp.data import load_dataset
 from bpexp.tracking import ensure_experiment
@@ -120,9 +121,10 @@ def test_failing_and_invalid_jobs_do_not_stop_the_sweep(tmp_path):
 def test_a_bad_value_stops_the_job_with_one_line_and_no_run(tmp_path):
     result = bpexp("optimizer.batch_size=0", cwd=tmp_path)
     assert result.returncode == 1
-    lines = [line for line in result.stderr.splitlines() if "config error" in line]
-    assert lines == ["config error: optimizer.batch_size: must be an integer >= 1, got 0"]
-    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "config error: optimizer.batch_size: must be an integer >= 1, got 0"
+    ]
+    assert "config error" not in result.stdout  # said once
     assert runs(store_of(tmp_path)) == []
 
 
@@ -134,6 +136,64 @@ def test_a_typo_stops_a_sweep_before_its_parent_run_with_one_line(tmp_path):
     assert lines == ["config error: optimizer.lrr: unknown key; did you mean optimizer.lr?"]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing tracked, not even a parent
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["optimizer=null"],
+            "bpexp: error: optimizer=null: optimizer must be one of bgd, mbgd, sgd "
+            "(the files of conf/optimizer/), got null",
+        ),
+        (
+            ["-m", "update=plain,null"],
+            "bpexp: error: update=plain,null: update must be one of adam, momentum, nesterov, "
+            "plain (the files of conf/update/), got null",
+        ),
+        (
+            ["schedule=cosine"],
+            "bpexp: error: schedule=cosine: schedule must be one of constant, exponential, "
+            "inverse_time, step (the files of conf/schedule/), got cosine",
+        ),
+    ],
+)
+def test_a_group_set_to_null_or_no_option_is_one_line_naming_its_options(tmp_path, args, line):
+    result = bpexp(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [line]
+    assert result.stdout == ""
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_every_group_refuses_null_and_takes_each_of_its_options():
+    choices = group_choices()
+    assert set(choices) == {
+        "optimizer",
+        "update",
+        "schedule",
+        "model",
+        "trainer",
+        "dataset",
+        "tracking",
+        "experiment",
+    }
+    for group, options in choices.items():
+        assert options
+        with pytest.raises(SystemExit, match=f"^bpexp: error: {group}=null: .*got null$"):
+            _refuse_unknown_choices([f"{group}=null"])
+        _refuse_unknown_choices([f"{group}={','.join(options)}", f"+{group}={options[0]}"])
+
+
+def test_a_network_too_big_for_the_memory_is_refused_in_one_line_naming_its_size(tmp_path):
+    """2 x 1e11 float64 weights (1.6 TB): refused from the shapes, never allocated."""
+    result = bpexp("model.hidden_size=100000000000", cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if "model" in line]
+    assert line.startswith("model: a 2-100000000000-1 network (float64) trained by bgd on 4 ")
+    assert "needs about 2.38e+04 GiB;" in line and "of memory is available" in line
+    assert "Traceback" not in result.stderr
+    assert "MemoryError" not in result.stdout + result.stderr
 
 
 def test_the_former_plus_experiment_names_the_new_form_in_one_line(tmp_path):

@@ -183,6 +183,31 @@ def test_networks_stop_at_different_epochs_inside_one_stack(variant):
     assert len({len(h.records) for h in hs}) == 4
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_a_network_diverges_by_the_factor_inside_a_stack(variant):
+    """Network 1's finite loss passes 10x its initial one and it stops there, as
+    alone; network 2, the same network with no factor, goes on (to a NaN or
+    infinite loss, or to the budget)."""
+    nets, X, Y, _, _ = _case(5, "identity", "mse", "identity", K=3)
+    nets[2] = nets[1].copy()
+    fast = {"bgd": 0.5, "sgd": 0.22, "mbgd": 0.45}[variant]  # finite above 10x, then NaN
+    opts = dict(
+        variant=variant,
+        lr=[0.05, fast, fast],
+        epochs=40,
+        seed=[0, 1, 1],
+        batch_size=3,
+        divergence_factor=[1e3, 10.0, None],
+    )
+    hs = _check_against_fit(nets, X, Y, opts, RTOL["float64"])
+    assert [h.stop_reason for h in hs[:2]] == ["epochs", "diverged"]
+    loss0 = hs[1].initial["train_loss"]
+    assert 10 * loss0 < hs[1].final_loss < np.inf
+    assert len(hs[1].records) < len(hs[2].records)
+    assert not hs[2].diverged or not np.isfinite(hs[2].final_loss)
+    assert hs[2].column("train_loss")[len(hs[1].records) - 1] == hs[1].final_loss
+
+
 def test_one_network_is_the_ordinary_fit_on_xor():
     nets = [MLP([2, 4, 1], init="uniform", seed=42)]
     opts = dict(variant="bgd", lr=2.0, epochs=3000, loss_threshold=0.01)

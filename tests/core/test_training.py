@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bpexp.core import MLP, fit
+from bpexp.core.training import training_bytes
 from tests.conftest import XOR_X, XOR_Y
 
 TOY3_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]], dtype=float)
@@ -275,11 +276,43 @@ def test_divergence_is_a_result_not_an_exception():
     net = MLP([3, 16, 2], activation="relu", output="identity", init="normal")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no floating-point warnings leak out
-        h = fit(net, X, Y, variant="sgd", lr=10.0, epochs=200)
+        h = fit(net, X, Y, variant="sgd", lr=10.0, epochs=200, divergence_factor=None)
     assert h.diverged and not h.converged and h.stop_reason == "diverged"
     assert not math.isfinite(h.final_loss)
     assert len(h.records) < 200
     assert math.isfinite(h.best_loss)
+
+
+@pytest.mark.parametrize("factor", [10.0, 1e3])
+def test_a_finite_loss_above_factor_times_the_initial_one_is_divergence(factor):
+    """Training stops, diverged, at the first epoch whose loss exceeds factor x the
+    initial loss, while it is still finite; without a factor it would go on."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+    net = MLP([3, 8, 2], activation="identity", output="identity", seed=1)
+    free = fit(net.copy(), X, Y, lr=5.0, epochs=30, divergence_factor=None)
+    loss0, losses = free.initial["train_loss"], free.column("train_loss")
+    first = int(np.argmax(losses > factor * loss0))  # the precondition: it is reached
+    assert losses[first] > factor * loss0 and math.isfinite(losses[first])
+    h = fit(net, X, Y, lr=5.0, epochs=30, divergence_factor=factor)
+    assert h.diverged and h.stop_reason == "diverged" and not h.converged
+    assert len(h.records) == first + 1
+    assert h.final_loss == losses[first]
+
+
+def test_healthy_noisy_sgd_never_trips_the_default_factor():
+    """sgd on XOR at a large learning rate: its loss rises above the initial one
+    (to 1.6x here) and still converges, with the default factor."""
+    net = MLP([2, 4, 1], init="xavier_uniform", seed=0)
+    h = fit(net, XOR_X, XOR_Y, variant="sgd", lr=10.0, epochs=2000, loss_threshold=0.01)
+    assert h.column("train_loss").max() > 1.2 * h.initial["train_loss"]
+    assert h.converged and not h.diverged
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, -1, "big", math.inf])
+def test_a_divergence_factor_not_above_one_is_refused(factor):
+    with pytest.raises(ValueError, match="divergence_factor"):
+        fit(MLP([2, 2, 1]), XOR_X, XOR_Y, divergence_factor=factor)
 
 
 def test_callback_sees_every_record_and_can_stop():
@@ -431,3 +464,26 @@ def test_evaluation_in_chunks_is_the_loss_over_the_whole_set(monkeypatch):
     loss, accuracy = training.evaluate(net, X, Y, get_loss("cross_entropy", "softmax"))
     assert loss == pytest.approx(net.loss(X, Y, "cross_entropy"), rel=1e-12)
     assert accuracy == net.accuracy(X, Y)
+
+
+@pytest.mark.parametrize(
+    ("variant", "update", "dtype"),
+    [("bgd", "plain", "float64"), ("mbgd", "adam", "float32"), ("sgd", "momentum", "float64")],
+)
+def test_training_bytes_is_the_memory_fit_takes_within_a_factor_two(variant, update, dtype):
+    """The estimate from shapes against what NumPy allocates (tracemalloc sees it)
+    for a network and its training on 1000 samples."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    n, sizes = 1000, [64, 1500, 10]
+    X = rng.random((n, 64)).astype(dtype)
+    Y = np.eye(10, dtype=dtype)[rng.integers(0, 10, n)]
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    net = MLP(sizes, output="softmax", dtype=dtype, seed=0)
+    fit(net, X, Y, variant=variant, update=update, loss="cross_entropy", epochs=1, batch_size=32)
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    estimate = training_bytes(sizes, dtype, n, variant, 32, update)
+    assert 0.5 < peak / estimate < 2, (peak, estimate)
