@@ -858,11 +858,13 @@ class SweepCallback(Callback):
         from bpexp.config import ConfigError, check_keys
 
         try:
-            swept = tuple(sweep_plan(config)[0])
-        except Exception:  # a sweeper's own syntax: leave its jobs to check their keys
-            swept = tuple(config.keys())
+            swept, jobs = sweep_plan(config)
+            unchecked = tuple(swept)
+        except Exception as exc:  # a sweeper's own syntax: its jobs check their keys
+            log.warning("bpexp: could not tell what the sweep sweeps: %s", exc)
+            swept, jobs, unchecked = [], None, tuple(config.keys())
         try:  # a typo fails the sweep before its parent run exists
-            check_keys(config, skip=swept)
+            check_keys(config, skip=unchecked)
         except ConfigError as exc:
             raise SystemExit(str(exc)) from None
         uri = resolve_tracking_uri(config.tracking.uri)
@@ -876,11 +878,6 @@ class SweepCallback(Callback):
             client = client_for(uri)
             experiment_id = ensure_experiment(client, config.tracking.experiment, uri)
             overrides = " ".join(config.hydra.overrides.task)
-            try:
-                swept, jobs = sweep_plan(config)
-            except Exception as exc:  # a name is not worth failing the sweep for
-                log.warning("bpexp: could not tell what the sweep sweeps: %s", exc)
-                swept, jobs = [], None
             study = study_of(config)
             name = parent_run_name(study, swept, jobs)
             tags = {
