@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -153,11 +154,12 @@ def _check_memory(sizes: list[int], cfg: DictConfig, n: int) -> None:
         )
 
 
-def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
-    """Load the data, build the network and train it as a validated ``cfg`` says.
+def build(cfg: DictConfig) -> tuple[Dataset, MLP, np.random.Generator]:
+    """The data set and the untrained network a validated ``cfg`` describes.
 
-    Returns the data set, the trained network, its history and the seconds
-    :func:`bpexp.core.fit` took.  Nothing here is tracked.
+    Returns them with the run's one generator (made from ``cfg.seed``), which
+    loaded the data, drew the initial parameters and goes on to draw the
+    samples' order in training.
     """
     rng = np.random.default_rng(cfg.seed)
     try:
@@ -166,7 +168,7 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         )
     except ValueError as exc:
         raise JobError(f"dataset {cfg.dataset.name}: {exc}") from exc
-    m, o, t = cfg.model, cfg.optimizer, cfg.trainer
+    m, o = cfg.model, cfg.optimizer
     n = data.X_train.shape[0]
     if o.variant == "mbgd" and o.batch_size >= n:
         # one batch of every sample per epoch: the same updates as bgd
@@ -192,12 +194,15 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         leaky_slope=m.leaky_slope,
         rng=rng,
     )
+    return data, net, rng
+
+
+def fit_options(cfg: DictConfig, data: Dataset) -> dict:
+    """The keyword arguments of :func:`bpexp.core.fit` (and, per network, of
+    :func:`bpexp.core.fit_many`) that a validated ``cfg`` sets for ``data``."""
+    o, t = cfg.optimizer, cfg.trainer
     validation = {} if data.val_is_train else {"X_val": data.X_val, "Y_val": data.y_val}
-    t0 = time.perf_counter()
-    history = fit(
-        net,
-        data.X_train,
-        data.y_train,
+    return dict(
         variant=o.variant,
         lr=o.lr,
         batch_size=o.batch_size,
@@ -210,15 +215,41 @@ def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]
         loss_threshold=t.loss_threshold,
         divergence_factor=t.divergence_factor,
         train_eval=t.train_eval,
-        rng=rng,
-        callback=callback,
         **validation,
+    )
+
+
+def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
+    """Load the data, build the network and train it as a validated ``cfg`` says.
+
+    Returns the data set, the trained network, its history and the seconds
+    :func:`bpexp.core.fit` took.  Nothing here is tracked.
+    """
+    data, net, rng = build(cfg)
+    t0 = time.perf_counter()
+    history = fit(
+        net, data.X_train, data.y_train, rng=rng, callback=callback, **fit_options(cfg, data)
     )
     return data, net, history, time.perf_counter() - t0
 
 
-def run_job(cfg: DictConfig) -> float:
-    """Train one network as ``cfg`` says and track it; returns the final training loss."""
+@dataclass
+class Job:
+    """One job of a run or sweep, its tracked run started (see :func:`begin_job`)."""
+
+    cfg: DictConfig
+    tracker: tracking.RunTracker
+    name: str
+    multirun: bool
+
+
+def begin_job(cfg: DictConfig) -> Job:
+    """Validate the current Hydra job's ``cfg`` and start its tracked run.
+
+    ``cfg`` is the job's config without its ``hydra`` node; Hydra's own
+    (:class:`HydraConfig`) must be the job's.  Raises :class:`ConfigError` on a
+    bad value, before anything is tracked.
+    """
     validate(cfg)  # before anything is tracked: one line naming the key
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
@@ -240,43 +271,36 @@ def run_job(cfg: DictConfig) -> float:
     }
     overrides = list(hc.overrides.task)
     swept = parent.get("swept") if multirun else None
-    run_name = tracking.run_name(overrides, swept) or (f"job {hc.job.num}" if multirun else "run")
+    name = tracking.run_name(overrides, swept) or (f"job {hc.job.num}" if multirun else "run")
     if multirun:
-        _announce_job(parent, hc.job.num, run_name)
+        _announce_job(parent, hc.job.num, name)
     tracker = tracking.RunTracker(
         cfg,
-        run_name=run_name,
+        run_name=name,
         output_dir=output_dir,
         tags=tags,
         parent=parent,
         extra_params=choices,
     )
-    with tracker.guard():
-        progress = _progress(cfg, multirun)
-        callback = tracker.on_epoch
-        if progress is not None:
+    return Job(cfg, tracker, name, multirun)
 
-            def callback(record: dict) -> None:
-                tracker.on_epoch(record)
-                progress(record)
 
-        try:
-            data, net, history, wall = train(cfg, callback)
-        finally:
-            if progress is not None:
-                progress.close()
-        summary = tracker.finish(history, net, data.metadata, wall)
+def end_job(job: Job, data: Dataset, net: MLP, history: History, wall: float) -> float:
+    """Log a trained job's results, end its run FINISHED and say so; returns its
+    final training loss (infinite when it diverged)."""
+    tracker = job.tracker
+    summary = tracker.finish(history, net, data.metadata, wall)
     log.info(
         "run %s: %s, loss %.4g -> %.4g in %d epochs (%s), training %.2f s",
         tracker.run_id,
-        run_name,
+        job.name,
         summary["initial_loss"],
         summary["final_loss"],
         summary["epochs_run"],
         history.stop_reason,
         wall,
     )
-    if not multirun:  # a sweep's jobs are found from its parent (see main)
+    if not job.multirun:  # a sweep's jobs are found from its parent (see main)
         route = f"experiments/{tracker.experiment_id}/runs/{tracker.run_id}"
         ui = tracking.ui_lines(tracker.uri, route)
         if len(ui) == 1:
@@ -285,6 +309,26 @@ def run_job(cfg: DictConfig) -> float:
             log.info("browse the run: %s, %s", *ui)
     final = history.final_loss
     return final if math.isfinite(final) else math.inf
+
+
+def run_job(cfg: DictConfig) -> float:
+    """Train one network as ``cfg`` says and track it; returns the final training loss."""
+    job = begin_job(cfg)
+    with job.tracker.guard():
+        progress = _progress(cfg, job.multirun)
+        callback = job.tracker.on_epoch
+        if progress is not None:
+
+            def callback(record: dict) -> None:
+                job.tracker.on_epoch(record)
+                progress(record)
+
+        try:
+            data, net, history, wall = train(cfg, callback)
+        finally:
+            if progress is not None:
+                progress.close()
+        return end_job(job, data, net, history, wall)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
