@@ -9,9 +9,9 @@ Measured (issue 4), medians of repeats:
   (so imports are paid once), against the same job untracked: the time spent
   inside its tracking calls (run start and end, params, metrics, artifacts,
   figure, any wait for the tracking process), and the tracked job's wall time
-  minus the untracked one's; target tracking <= 0.3 s;
+  minus the untracked one's; target tracking <= 0.25 s (issue 13);
 - the same for a 10-epoch mbgd job on 8,000 MNIST images (784-128-10);
-  target tracking <= 5% of the job;
+  target tracking <= 0.25 s (issue 13);
 - the wall time of a 12-job XOR sweep with the basic launcher and with
   ``hydra/launcher=joblib`` (2 workers, forked as bpexp starts them on Linux, and
   with loky's own start for reference), for the sweep itself (its parent run's
@@ -91,14 +91,13 @@ def in_process_jobs(overrides: list[str], repeats: int, workdir: Path) -> dict[s
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from bpexp import tracking
     from bpexp.app import CONF_DIR, run_job, train
     from bpexp.config import validate
+    from bpexp.tracking.store import client_for
 
-    os.environ["BPEXP_LAUNCH_DIR"] = str(workdir)
     # Open the store in this process first, as a sweep's callback does in the
-    # launching process: the jobs' tracking processes are forked from it.
-    tracking.client_for(f"sqlite:///{workdir}/mlflow.db").search_experiments(max_results=1)
+    # launching process: its schema is created once, before the jobs.
+    client_for(f"sqlite:///{workdir}/mlflow.db").search_experiments(max_results=1)
     out: dict[str, list[float]] = {"untracked": [], "inside": [], "difference": []}
     for i in range(repeats + 1):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -109,6 +108,7 @@ def in_process_jobs(overrides: list[str], repeats: int, workdir: Path) -> dict[s
             )
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(workdir / f"job{i}")
+            cfg.hydra.runtime.cwd = str(workdir)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             del cfg["hydra"]
@@ -196,8 +196,8 @@ def main(argv=None) -> None:
             # -- per-job tracking cost -------------------------------------------------
             t = in_process_jobs([*XOR_JOB, *args.xor_overrides], R, _mk(tmp / "xor"))
             print("## A 10,000-epoch XOR job, default settings (in one process)\n")
-            inside = report_job(t, "<= 0.3 s")
-            print(f"- verdict (time inside):{verdict(inside <= 0.3)}\n")
+            inside = report_job(t, "<= 0.25 s")
+            print(f"- verdict (time inside):{verdict(inside <= 0.25)}\n")
 
             if (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
                 root = mnist_root(tmp)
@@ -209,9 +209,8 @@ def main(argv=None) -> None:
                     max(3, R // 2), _mk(tmp / "mnist-runs"),
                 )  # fmt: skip
                 print("## A 10-epoch mbgd job on 8,000 MNIST images, 784-128-10 (in one process)\n")
-                inside = report_job(t, "<= 5%")
-                share = inside / (med(t["untracked"]) + inside)
-                print(f"- verdict (time inside):{verdict(share <= 0.05)}\n")
+                inside = report_job(t, "<= 0.25 s")
+                print(f"- verdict (time inside):{verdict(inside <= 0.25)}\n")
             else:
                 print(f"(MNIST job skipped: no shared MNIST files at {SHARED_MNIST})\n")
 

@@ -22,11 +22,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bpexp import tracking
+from bpexp import callbacks
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
+from bpexp.tracking import RunTracker, TrackingError
+from bpexp.tracking.names import GIT_COMMIT, ROLE, SOURCE_NAME
+from bpexp.tracking.store import (
+    check_store,
+    git_commit,
+    mask_passwords,
+    resolve_tracking_uri,
+    ui_lines,
+)
+from bpexp.tracking.sweep import (
+    duration,
+    jobs_ended,
+    note_job_ended,
+    read_parent,
+    run_name,
+    sweep_summary,
+)
 
 log = logging.getLogger("bpexp")
 
@@ -81,9 +98,9 @@ class _ProgressLog:
                 epoch,
                 self.epochs,
                 record["train_loss"],
-                tracking.duration(elapsed),
+                duration(elapsed),
                 self.bound,
-                tracking.duration(elapsed / epoch * (self.epochs - epoch)),
+                duration(elapsed / epoch * (self.epochs - epoch)),
             )
 
     def close(self) -> None:
@@ -110,11 +127,11 @@ def _announce_job(parent: dict, num: int, name: str) -> None:
     every job's config before the first starts)."""
     total = parent.get("jobs")
     line = f"job {num + 1}" + (f" of {total}" if total else "") + f": {name}"
-    ended, first_start = tracking.jobs_ended(parent["sweep_dir"])
+    ended, first_start = jobs_ended(parent["sweep_dir"])
     if total and ended:
         elapsed = time.time() - first_start
         left = elapsed / ended * max(total - ended, 0)
-        took, left = tracking.duration(elapsed), tracking.duration(left)
+        took, left = duration(elapsed), duration(left)
         line += f" ({ended} ended in {took}, about {left} left)"
     log.info("%s", line)
 
@@ -219,13 +236,17 @@ def fit_options(cfg: DictConfig, data: Dataset) -> dict:
     )
 
 
-def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
+def train(cfg: DictConfig, callback=None, keep=None) -> tuple[Dataset, MLP, History, float]:
     """Load the data, build the network and train it as a validated ``cfg`` says.
 
     Returns the data set, the trained network, its history and the seconds
-    :func:`bpexp.core.fit` took.  Nothing here is tracked.
+    :func:`bpexp.core.fit` took.  Nothing here is tracked; ``keep`` is called
+    with the network before it trains (the tracker writes its weights however
+    training ends).
     """
     data, net, rng = build(cfg)
+    if keep is not None:
+        keep(net)
     t0 = time.perf_counter()
     history = fit(
         net, data.X_train, data.y_train, rng=rng, callback=callback, **fit_options(cfg, data)
@@ -238,7 +259,7 @@ class Job:
     """One job of a run or sweep, its tracked run started (see :func:`begin_job`)."""
 
     cfg: DictConfig
-    tracker: tracking.RunTracker
+    tracker: RunTracker
     name: str
     multirun: bool
 
@@ -253,17 +274,21 @@ def begin_job(cfg: DictConfig) -> Job:
     validate(cfg)  # before anything is tracked: one line naming the key
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
-    parent = tracking.read_parent(hc.sweep.dir) if multirun else None
+    parent = read_parent(hc.sweep.dir) if multirun else None
+    # every job of a sweep composes the same tracking.uri its parent was checked with
+    uri = resolve_tracking_uri(cfg.tracking.uri, hc.runtime.cwd)
+    if parent is None:
+        check_store(uri)
     output_dir = Path(hc.runtime.output_dir)
     tags = {
         "dataset": cfg.dataset.name,
         "variant": cfg.optimizer.variant,
         "hydra.output_dir": str(output_dir),
-        "bpexp.role": "job",
-        "mlflow.source.name": "bpexp",
+        ROLE: "job",
+        SOURCE_NAME: "bpexp",
     }
-    if commit := tracking.git_commit():
-        tags["git_commit"] = tags["mlflow.source.git.commit"] = commit
+    if commit := git_commit(hc.runtime.cwd):
+        tags["git_commit"] = tags[GIT_COMMIT] = commit
     choices = {
         group: str(choice)
         for group, choice in hc.runtime.choices.items()
@@ -271,16 +296,32 @@ def begin_job(cfg: DictConfig) -> Job:
     }
     overrides = list(hc.overrides.task)
     swept = parent.get("swept") if multirun else None
-    name = tracking.run_name(overrides, swept) or (f"job {hc.job.num}" if multirun else "run")
+    name = run_name(overrides, swept) or (f"job {hc.job.num}" if multirun else "run")
     if multirun:
         _announce_job(parent, hc.job.num, name)
-    tracker = tracking.RunTracker(
-        cfg,
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.pop("hydra", None)
+    tracker = RunTracker(
+        output_dir,
+        uri=uri,
+        experiment=cfg.tracking.experiment,
         run_name=name,
-        output_dir=output_dir,
         tags=tags,
-        parent=parent,
+        config=config,
+        config_yaml=OmegaConf.to_yaml(config),
         extra_params=choices,
+        epochs=cfg.trainer.epochs,
+        max_points=cfg.tracking.max_points,
+        constant_lr=cfg.schedule.name == "constant",
+        log_weights=cfg.tracking.log_weights,
+        # auto: a single run's figure; a sweep's runs are compared by bpexp.report,
+        # and each one's curves are in the MLflow UI
+        log_figure=cfg.tracking.log_figure is True
+        or (cfg.tracking.log_figure == "auto" and not multirun),
+        figure_title=(
+            f"{cfg.dataset.name}, {cfg.optimizer.variant}, lr={cfg.optimizer.lr}, seed={cfg.seed}"
+        ),
+        parent=parent,
     )
     return Job(cfg, tracker, name, multirun)
 
@@ -302,7 +343,7 @@ def end_job(job: Job, data: Dataset, net: MLP, history: History, wall: float) ->
     )
     if not job.multirun:  # a sweep's jobs are found from its parent (see main)
         route = f"experiments/{tracker.experiment_id}/runs/{tracker.run_id}"
-        ui = tracking.ui_lines(tracker.uri, route)
+        ui = ui_lines(tracker.uri, route)
         if len(ui) == 1:
             log.info("the run in the MLflow UI: %s", ui[0])
         elif ui:
@@ -324,7 +365,7 @@ def run_job(cfg: DictConfig) -> float:
                 progress(record)
 
         try:
-            data, net, history, wall = train(cfg, callback)
+            data, net, history, wall = train(cfg, callback, keep=job.tracker.keep)
         finally:
             if progress is not None:
                 progress.close()
@@ -336,7 +377,7 @@ def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
     try:
         return run_job(cfg)
-    except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
+    except (ConfigError, JobError, TrackingError) as exc:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             # one line, once: Hydra would repeat it after "Error executing job with
             # overrides" and a hint about HYDRA_FULL_ERROR (SystemExit passes through it)
@@ -350,7 +391,7 @@ def _hydra_main(cfg: DictConfig) -> float:
     finally:
         hc = HydraConfig.get()
         if hc.mode == RunMode.MULTIRUN:
-            tracking.note_job_ended(hc.sweep.dir, started)
+            note_job_ended(hc.sweep.dir, started)
 
 
 def main() -> None:
@@ -362,15 +403,11 @@ def main() -> None:
     """
     _refuse_old_forms(sys.argv[1:])
     _refuse_unknown_choices(sys.argv[1:])
-    os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
-    # which process launched the jobs: see tracking.tracking_process_enabled
-    os.environ["BPEXP_LAUNCH_PID"] = str(os.getpid())
     # One stamp per invocation, inherited by worker processes: sweep and run
     # directories never collide, even for two commands started in the same second.
     now = datetime.now()
     os.environ["BPEXP_STAMP"] = f"{now:%Y-%m-%d}/{now:%H-%M-%S}-{secrets.token_hex(3)}"
-    os.environ.pop("BPEXP_GIT_COMMIT", None)
-    tracking.mask_passwords()  # Hydra prints each job's overrides: tracking.uri too
+    mask_passwords()  # Hydra prints each job's overrides: tracking.uri too
     # MLflow's HTTP client retries 7 times with exponential back-off by default
     # (minutes); bpexp checks the server up front, so keep in-run retries short
     for key, value in (
@@ -382,7 +419,6 @@ def main() -> None:
         ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true"),
     ):
         os.environ.setdefault(key, value)
-    tracking.git_commit()
     status = "FAILED"
     started = time.monotonic()
     try:
@@ -395,7 +431,7 @@ def main() -> None:
         status = "FINISHED" if exc.code in (0, None) else "FAILED"
         raise
     finally:
-        tracking.close_parent(status)
+        callbacks.close_parent(status)
         _say_where_the_sweep_is(time.monotonic() - started)
 
 
@@ -448,10 +484,10 @@ def _say_where_the_sweep_is(seconds: float) -> None:
     Not through logging: after the basic launcher's jobs, the logging handlers
     are the last job's (its log file).
     """
-    record, tracking.ENDED_PARENT = tracking.ENDED_PARENT, None
+    record, callbacks.ENDED_PARENT = callbacks.ENDED_PARENT, None
     if record is None:
         return
-    lines = [f"bpexp: {line}" for line in tracking.sweep_summary(record, seconds)]
+    lines = [f"bpexp: {line}" for line in sweep_summary(record, seconds)]
     print("\n".join(lines), file=sys.stderr, flush=True)
     try:
         with open(Path(record["sweep_dir"]) / "sweep.log", "a") as fh:

@@ -79,7 +79,7 @@ TRACKING_OPTIONS: Table = {
     "experiment": [str],
     "max_points": [Interval(int, 2), None],
     "log_weights": [bool],
-    "log_figure": [bool],
+    "log_figure": [Options((True, False, "auto"))],
 }
 #: a study's ``report:`` node, read by ``python -m bpexp.report`` (values checked there)
 REPORT_KEYS = ("title", "target", "x", "group_by")

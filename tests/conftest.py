@@ -8,6 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from bpexp.app import run_job
+from tests.helpers import compose_cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -40,3 +45,31 @@ def t10k_only(tmp_path, shared_mnist) -> Path:
     for name in T10K:
         shutil.copy(shared_mnist / name, root)
     return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    """A real SQLite tracking store shared by a module's tests (creating one takes ~2 s)."""
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def run_in_process(tmp_path, store):
+    """Run one job in this process, as ``python -m bpexp`` would, against ``store``,
+    launched from ``tmp_path``."""
+
+    def run(*overrides: str):
+        cfg = compose_cfg(
+            f"tracking.uri={store}",
+            *overrides,
+            output_dir=tmp_path / f"job{len(list(tmp_path.iterdir()))}",
+        )
+        with open_dict(cfg):
+            cfg.hydra.runtime.cwd = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return run_job(cfg)
+
+    return run

@@ -460,16 +460,15 @@ def _decision_boundary(table: pd.DataFrame, selection: Selection, x: str):
         done = table[table["status"].eq("FINISHED")].sort_values("final_loss")
     if done.empty:
         return None
-    from mlflow.exceptions import MlflowException
-
     from bpexp.analysis.runs import client
     from bpexp.core import MLP
     from bpexp.data import load_dataset
+    from bpexp.tracking.names import WEIGHTS
+    from bpexp.tracking.store import download_artifact
 
     best = done.iloc[0]
-    try:
-        path = client(selection.tracking_uri).download_artifacts(best["run_id"], "weights.npz")
-    except (OSError, MlflowException):
+    path = download_artifact(client(selection.tracking_uri), best["run_id"], WEIGHTS)
+    if path is None:
         return None  # a run logged without weights (tracking.log_weights=false)
     data = load_dataset("xor")
     how = (

@@ -23,23 +23,11 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
+from bpexp.tracking.names import HISTORY, JOB_TAGS, PARENT_FILE, PARENT_RUN_ID, ROLE, SUMMARY
+from bpexp.tracking.store import client_for, download_artifact, find_run, resolve_tracking_uri
+
 #: the x-axes every comparison can use: epochs, updates, samples seen, training seconds
 AXES = ("epoch", "updates", "samples", "seconds")
-#: the summary metrics a run logs
-SUMMARY = (
-    "initial_loss",
-    "final_loss",
-    "best_loss",
-    "epochs_run",
-    "epochs_to_threshold",
-    "converged",
-    "diverged",
-    "wall_seconds",
-    "train_seconds",
-    "final_train_accuracy",
-    "final_val_loss",
-    "final_val_accuracy",
-)
 #: the columns load_runs makes besides params and summary metrics
 FIXED = (
     "run_id",
@@ -50,10 +38,7 @@ FIXED = (
     "start_time",
     "end_time",
     "artifact_uri",
-    "dataset",
-    "variant",
-    "stop_reason",
-    "error",
+    *JOB_TAGS,
 )
 #: params that say where or how a run was recorded, not what was trained: two runs
 #: that differ only in these are the same experiment (prefixes of dotted keys)
@@ -78,11 +63,7 @@ class NoRunsError(LookupError):
 
 def client(tracking_uri: str | None):
     """An ``MlflowClient`` for ``tracking_uri`` (default as for the runs)."""
-    from mlflow import MlflowClient
-
-    from bpexp.tracking import resolve_tracking_uri
-
-    return MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    return client_for(resolve_tracking_uri(tracking_uri))
 
 
 def cast_param(value: str):
@@ -109,14 +90,14 @@ def _row(run, experiment_name: str) -> dict:
         "run_name": info.run_name,
         "status": info.status,
         "experiment_name": experiment_name,
-        "parent_run_id": tags.get("mlflow.parentRunId"),
+        "parent_run_id": tags.get(PARENT_RUN_ID),
         "start_time": pd.to_datetime(info.start_time, unit="ms"),
         "end_time": pd.to_datetime(info.end_time, unit="ms") if info.end_time else pd.NaT,
         "artifact_uri": info.artifact_uri,
     }
     row.update({k: cast_param(v) for k, v in run.data.params.items()})
     row.update({k: run.data.metrics.get(k, math.nan) for k in SUMMARY})
-    row.update({k: tags.get(k) for k in ("dataset", "variant", "stop_reason", "error")})
+    row.update({k: tags.get(k) for k in JOB_TAGS})
     return row
 
 
@@ -181,14 +162,11 @@ def load_runs(
     c = client(tracking_uri)
     where = f"the tracking store {c.tracking_uri}"
     if parent is not None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            parent_run = c.get_run(parent)
-        except MlflowException:
-            raise NoRunsError(f"no run {parent!r} in {where}") from None
+        parent_run = find_run(c, parent)
+        if parent_run is None:
+            raise NoRunsError(f"no run {parent!r} in {where}")
         experiments = [c.get_experiment(parent_run.info.experiment_id)]
-        clause = f"tags.mlflow.parentRunId = '{parent}'"
+        clause = f"tags.`{PARENT_RUN_ID}` = '{parent}'"
         filter_string = f"{filter_string} and {clause}" if filter_string else clause
     elif experiment is not None:
         experiments = [_experiment(c, experiment)]
@@ -198,7 +176,7 @@ def load_runs(
     rows = [
         _row(run, names[run.info.experiment_id])
         for run in _search(c, list(names), filter_string)
-        if include_parents or run.data.tags.get("bpexp.role") != "sweep"
+        if include_parents or run.data.tags.get(ROLE) != "sweep"
     ]
     if not rows:
         what = (
@@ -322,7 +300,7 @@ def _sweeps(c, experiment_ids: list[str] | None) -> list:
     ids = experiment_ids or [e.experiment_id for e in c.search_experiments()]
     return c.search_runs(
         ids,
-        filter_string="tags.`bpexp.role` = 'sweep'",
+        filter_string=f"tags.`{ROLE}` = 'sweep'",
         order_by=["attributes.start_time DESC"],
         max_results=1000,
     )
@@ -362,8 +340,6 @@ def select_runs(
         One line naming what was looked for and the store.
     """
     if sweep_dir is not None:
-        from bpexp.tracking import PARENT_FILE
-
         path = Path(sweep_dir) / PARENT_FILE
         try:
             record = json.loads(path.read_text())
@@ -421,14 +397,14 @@ def select_runs(
 
 
 # -------------------------------------------------------------- histories
-def _history_path(mlflow_client, run_id: str, artifact_uri: str) -> Path:
+def _history_path(mlflow_client, run_id: str, artifact_uri: str) -> Path | None:
     """The run's history.csv, read in place from a local store, else downloaded."""
     parsed = urlparse(artifact_uri)
     if parsed.scheme in ("", "file"):
-        local = Path(unquote(parsed.path)) / "history.csv"
+        local = Path(unquote(parsed.path)) / HISTORY
         if local.is_file():
             return local
-    return Path(mlflow_client.download_artifacts(run_id, "history.csv"))
+    return download_artifact(mlflow_client, run_id, HISTORY)
 
 
 def load_histories(
@@ -447,18 +423,12 @@ def load_histories(
         ``seconds``, ``metric`` (categorical) and ``value``.  Runs without a
         history artifact (e.g. failed before training) are left out.
     """
-    import os
-
-    from mlflow.exceptions import MlflowException
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     c = client(tracking_uri)
 
     def read(item):
         run_id, uri = item
-        try:
-            path = _history_path(c, run_id, uri)
-        except (OSError, MlflowException):
+        path = _history_path(c, run_id, uri)
+        if path is None:
             return None  # a run without a history (it never trained)
         frame = pd.read_csv(path)
         frame.insert(0, "run_id", run_id)

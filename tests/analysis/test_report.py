@@ -17,8 +17,8 @@ from nbclient import NotebookClient
 
 from bpexp.analysis import load_histories, load_runs, select_runs
 from bpexp.analysis.report import main
-from tests.app.conftest import bpexp, command_env
 from tests.conftest import ROOT
+from tests.helpers import bpexp, command_env
 
 pytestmark = pytest.mark.slow
 EXPERIMENT = "analysis-test"

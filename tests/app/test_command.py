@@ -17,8 +17,8 @@ from mlflow import MlflowClient
 from bpexp.app import _refuse_unknown_choices, group_choices
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from bpexp.tracking import ensure_experiment
-from tests.app.conftest import Server, bpexp, runs, start_bpexp
+from bpexp.tracking.store import ensure_experiment
+from tests.helpers import Server, bpexp, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 
 from bpexp.app import CONF_DIR
 from bpexp.config import ConfigError, hidden_sizes, validate
-from tests.app.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 

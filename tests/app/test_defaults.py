@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from bpexp.app import CONF_DIR
 from bpexp.config import validate
-from tests.app.conftest import bpexp, compose_cfg, runs
+from tests.helpers import bpexp, compose_cfg, runs
 
 DATASETS = sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml"))
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -14,9 +14,11 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import open_dict
 
+from bpexp.callbacks import study_of, sweep_plan
 from bpexp.config import ConfigError, validate
-from bpexp.tracking import ensure_experiment, masked, parent_run_name, study_of, sweep_plan
-from tests.app.conftest import Server, bpexp, command_env, compose_cfg, runs, start_bpexp
+from bpexp.tracking.store import ensure_experiment, masked
+from bpexp.tracking.sweep import parent_run_name
+from tests.helpers import Server, bpexp, command_env, compose_cfg, runs, start_bpexp
 
 
 def said(result: subprocess.CompletedProcess, label: str) -> str:

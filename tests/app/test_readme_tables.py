@@ -10,7 +10,7 @@ import pytest
 from bpexp.config import group_tables
 from bpexp.core.constraints import Options
 from bpexp.data import DATASET_OPTIONS, MNIST_SOURCES
-from tests.app.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 #: a list of choices as the README writes them: `a`, `b`, or `c` / `a` or `b`

@@ -12,8 +12,9 @@ from mlflow import MlflowClient
 from bpexp.config import ConfigError, JobError
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from bpexp.tracking import logged_epochs, resolve_tracking_uri, tracking_process_enabled
-from tests.app.conftest import runs
+from bpexp.tracking import resolve_tracking_uri
+from bpexp.tracking.files import logged_epochs
+from tests.helpers import runs
 
 HISTORY = ["train_loss", "train_accuracy", "grad_norm", "updates", "samples", "seconds"]
 
@@ -22,17 +23,8 @@ def artifacts(client: MlflowClient, run_id: str) -> Path:
     return Path(client.download_artifacts(run_id, ""))
 
 
-@pytest.fixture(params=["process", "thread"])
-def tracking_mode(request, monkeypatch) -> str:
-    """MLflow calls from a forked process (Linux's default) or from the job's thread."""
-    if request.param == "process" and not tracking_process_enabled():
-        pytest.skip("the tracking process needs fork (Linux)")
-    monkeypatch.setenv("BPEXP_TRACKING_PROCESS", "1" if request.param == "process" else "0")
-    return request.param
-
-
-def test_a_run_logs_params_tags_complete_curves_and_artifacts(run_in_process, store, tracking_mode):
-    experiment = f"t-basic-{tracking_mode}"
+def test_a_run_logs_params_tags_complete_curves_and_artifacts(run_in_process, store):
+    experiment = "t-basic"
     final = run_in_process(f"tracking.experiment={experiment}", "trainer.epochs=30", "seed=3")
     (run,) = runs(store, experiment)
     client = MlflowClient(tracking_uri=store)
@@ -124,8 +116,8 @@ def test_validation_metrics_for_held_out_data(run_in_process, store):
     assert run.data.metrics["final_val_accuracy"] > 0.8
 
 
-def test_a_job_that_raises_is_failed_with_the_error_in_a_tag(run_in_process, store, tracking_mode):
-    experiment = f"t-fail-{tracking_mode}"
+def test_a_job_that_raises_is_failed_with_the_error_in_a_tag(run_in_process, store):
+    experiment = "t-fail"
     with pytest.raises(JobError, match="train_size: 5000 is more than"):
         run_in_process(
             f"tracking.experiment={experiment}", "dataset=digits", "dataset.train_size=5000"
@@ -151,7 +143,7 @@ def test_float32_runs_log_float32_weights(run_in_process, store):
 
 def test_the_default_store_is_mlflow_db_in_the_launch_directory(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("BPEXP_LAUNCH_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     assert resolve_tracking_uri(None) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
     assert resolve_tracking_uri("sqlite:///sub/x.db") == f"sqlite:///{tmp_path.resolve()}/sub/x.db"
     assert resolve_tracking_uri("sqlite:////abs/x.db") == "sqlite:////abs/x.db"

@@ -18,9 +18,9 @@ from mlflow import MlflowClient
 
 from bpexp.core import MLP
 from bpexp.data import load_dataset
-from bpexp.sync import sync
-from bpexp.tracking import SYNC_FILE, artifact_dir
-from tests.app.conftest import Server, bpexp, free_port, runs, start_bpexp
+from bpexp.tracking import publish
+from bpexp.tracking.files import artifact_dir, write_record, write_summary
+from tests.helpers import Server, bpexp, free_port, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
 
@@ -210,7 +210,7 @@ def test_the_server_command_names_a_missing_database(tmp_path):
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.startswith(
-        "bpexp.server: error: cannot reach the backend store postgresql://"
+        "bpexp.server: error: backend store: cannot reach the database postgresql://"
     )
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -226,7 +226,8 @@ def test_a_sweep_whose_server_goes_away_is_completed_by_sync(tmp_path):
     assert returncode == 1, out[-3000:]
     (sweep,) = (p for p in work.glob("multirun/*/*") if p.is_dir())
     assert f"python -m bpexp.sync {sweep.resolve()}" in out  # how to close the parent later
-    assert len(list(sweep.glob("*/sync.json"))) == 2  # both jobs kept their results
+    kept = [json.loads(p.read_text()) for p in sweep.glob("*/run.json")]
+    assert [r["state"] for r in kept] == ["ended", "ended"]  # both jobs kept their results
 
     again = Server(f"sqlite:///{tmp_path}/server.db", tmp_path)
     try:
@@ -257,14 +258,15 @@ def test_sync_sends_the_params_a_run_lost_with_its_server(tmp_path):
     artifact_dir(job).joinpath("history.csv").write_text(
         "epoch,train_loss\n0,0.25\n1,0.2\n2,0.125\n"
     )
-    info = {
-        "tracking_uri": uri, "experiment": "lost", "run_name": "seed=3", "run_id": run.info.run_id,
-        "tags": {"dataset": "xor"}, "params": {"seed": "3", "optimizer.lr": "0.5"},
-        "keys": ["train_loss"], "steps": [0, 1, 2], "stop_reason": "epochs",
-        "epochs_to_threshold": None, "summary": {"final_loss": 0.125},
+    record = {
+        "tracking_uri": uri, "experiment": "lost", "experiment_id": experiment_id,
+        "run_name": "seed=3", "run_id": run.info.run_id, "tags": {"dataset": "xor"},
+        "params": {"seed": "3", "optimizer.lr": "0.5"}, "metric_keys": ["train_loss"],
+        "epochs": 2, "max_points": 100, "state": "ended", "status": "FINISHED",
     }  # fmt: skip
-    (job / SYNC_FILE).write_text(json.dumps(info))
-    assert sync(job) == run.info.run_id
+    write_record(job, record)
+    write_summary(artifact_dir(job), {"metrics": {"final_loss": 0.125}, "stop_reason": "epochs"})
+    assert publish(job) == run.info.run_id
     synced = client.get_run(run.info.run_id)
     assert synced.data.params == {"seed": "3", "optimizer.lr": "0.5"}
     assert synced.info.status == "FINISHED" and synced.data.metrics["final_loss"] == 0.125

@@ -1,0 +1,97 @@
+"""The names of what a job leaves in its output directory, and of the tags and
+summary metrics its MLflow run carries: defined here once, read by the job that
+writes them, by :func:`bpexp.tracking.publish` and ``bpexp.sync`` that send
+them, and by :mod:`bpexp.analysis` that reads them back.
+
+A job's output directory (Hydra's ``hydra.runtime.output_dir``)::
+
+    run.json            what publishing needs: store, run id, name, tags, params, state
+    artifacts/          the files published as the run's artifacts
+        config.yaml     the resolved configuration
+        history.csv     every epoch's measures (``history.csv.part`` while training)
+        summary.json    the summary metrics and the stop reason
+        dataset.json    what the data set was (source, sizes, checksums)
+        weights.npz     the trained network (MLP.save)
+        loss_curve.png  the run's loss figure
+        error.txt       the traceback of a run that failed
+"""
+
+from __future__ import annotations
+
+#: in a job's output directory
+RUN_FILE = "run.json"
+ARTIFACTS = "artifacts"
+#: in ``artifacts/``
+CONFIG = "config.yaml"
+HISTORY = "history.csv"
+SUMMARY_FILE = "summary.json"
+DATASET = "dataset.json"
+WEIGHTS = "weights.npz"
+FIGURE = "loss_curve.png"
+ERROR = "error.txt"
+#: the suffix of a file still being written (renamed into place when complete)
+PARTIAL = ".part"
+
+#: in a sweep's directory: the parent run's record, for its jobs and bpexp.sync
+PARENT_FILE = ".bpexp-parent.json"
+#: one line appended per job that ended, for the sweep's time left
+ENDED_FILE = ".bpexp-ended"
+
+#: a history's columns after ``epoch``, in this order (a run logs those it has)
+HISTORY_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "grad_norm",
+    "updates",
+    "samples",
+    "seconds",
+    "lr",
+)
+#: the history columns sent to MLflow as metrics (``lr`` only when it changes).  Not
+#: ``samples`` (``updates`` times the batch size) nor ``seconds``: each point's
+#: timestamp is the run's start plus its training seconds, so MLflow's relative-time
+#: axis is training time
+METRIC_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "grad_norm",
+    "updates",
+    "lr",
+)
+
+#: the summary metrics a finished run logs (those a run has: ``epochs_to_threshold``
+#: only with a threshold reached, ``final_val_*`` only with validation data)
+SUMMARY = (
+    "initial_loss",
+    "final_loss",
+    "best_loss",
+    "epochs_run",
+    "epochs_to_threshold",
+    "converged",
+    "diverged",
+    "wall_seconds",
+    "train_seconds",
+    "final_train_accuracy",
+    "final_val_loss",
+    "final_val_accuracy",
+)
+
+#: tags: a run's role (``job`` or ``sweep``), why training stopped, a failure's message
+ROLE = "bpexp.role"
+STOP_REASON = "stop_reason"
+ERROR_TAG = "error"
+#: a sweep parent's tags: its directory, overrides, study and swept keys
+SWEEP_DIR = "bpexp.sweep_dir"
+OVERRIDES = "bpexp.overrides"
+STUDY = "bpexp.study"
+SWEPT = "bpexp.swept"
+#: a job's tags the analysis reads as columns
+JOB_TAGS = ("dataset", "variant", STOP_REASON, ERROR_TAG)
+#: MLflow's own tags
+PARENT_RUN_ID = "mlflow.parentRunId"
+SOURCE_NAME = "mlflow.source.name"
+GIT_COMMIT = "mlflow.source.git.commit"

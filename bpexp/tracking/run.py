@@ -1,0 +1,203 @@
+"""A job's tracked run: its files written as it trains, published when it ends.
+
+:class:`RunTracker` is what a job holds: it starts the run (RUNNING in the
+store, ``run.json`` and ``config.yaml`` on disk), streams every epoch's record
+to ``history.csv`` (and a long run's thinned points to the store, live), and at
+the end writes the summary, weights and figure and publishes them; a failure or
+an interruption ends the run FAILED or KILLED the same way, with what was
+trained kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from bpexp.tracking.files import (
+    HistoryWriter,
+    artifact_dir,
+    flatten,
+    save_loss_curve,
+    summary_of,
+    write_atomic,
+    write_record,
+    write_summary,
+)
+from bpexp.tracking.names import (
+    CONFIG,
+    DATASET,
+    ERROR,
+    METRIC_KEYS,
+    PARENT_RUN_ID,
+    WEIGHTS,
+)
+from bpexp.tracking.publisher import ENDED, LivePoints, publish, start_run
+from bpexp.tracking.store import TrackingError, first_line, masked
+
+log = logging.getLogger(__name__)
+
+
+class RunTracker:
+    """One job's run.
+
+    Parameters
+    ----------
+    output_dir
+        The job's output directory (its files go to ``output_dir/artifacts``).
+    uri, experiment
+        The store (absolute URI) and the experiment's name.
+    run_name, tags
+        The run's name and tags; with ``parent``, the parent run's id is added.
+    config
+        The job's resolved configuration: logged flattened as params, and as
+        ``config.yaml`` (``config_yaml``, its text as the user reads it).
+    extra_params
+        More params (the config groups' choices).
+    epochs, max_points
+        The epoch budget, and how many points of each metric go to the store
+        (``history.csv`` has every epoch).
+    constant_lr
+        The learning rate never changes (its column is then no metric).
+    log_weights, log_figure, figure_title
+        Whether ``weights.npz`` and ``loss_curve.png`` are written, and the
+        figure's title.
+    parent
+        A sweep's parent-run record (its ``run_id`` and ``experiment_id``).
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        *,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str],
+        config: dict,
+        config_yaml: str,
+        extra_params: dict[str, str] | None = None,
+        epochs: int,
+        max_points: int | None,
+        constant_lr: bool = True,
+        log_weights: bool = True,
+        log_figure: bool = True,
+        figure_title: str = "",
+        parent: dict | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.files = artifact_dir(self.output_dir)
+        self.files.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.files / CONFIG, config_yaml)
+        self.uri = uri
+        self.log_weights, self.log_figure = log_weights, log_figure
+        self.figure_title = figure_title
+        self.history = HistoryWriter(self.files)
+        self.net = None
+        if parent is not None:
+            tags = {**tags, PARENT_RUN_ID: parent["run_id"]}
+        keys = [k for k in METRIC_KEYS if not (k == "lr" and constant_lr)]
+        self.record = start_run(
+            self.output_dir,
+            uri=uri,
+            experiment=experiment,
+            run_name=run_name,
+            tags=tags,
+            params={**flatten(config), **(extra_params or {})},
+            metric_keys=keys,
+            epochs=epochs,
+            max_points=max_points,
+            experiment_id=parent["experiment_id"] if parent is not None else None,
+        )
+        self.live = LivePoints(uri, self.record)
+
+    @property
+    def run_id(self) -> str | None:
+        return self.record["run_id"]
+
+    @property
+    def experiment_id(self) -> str | None:
+        return self.record["experiment_id"]
+
+    def keep(self, net) -> None:
+        """The network being trained: its weights are written however the run ends."""
+        self.net = net
+
+    def on_epoch(self, record: dict) -> None:
+        """The :func:`bpexp.core.fit` callback: every record to ``history.csv``, a
+        long run's thinned points to the store."""
+        self.history.write(record)
+        self.live.add(record)
+
+    def finish(self, history, net, dataset_metadata: dict, wall_seconds: float) -> dict:
+        """Write the results, publish the run and end it FINISHED.  Returns the summary
+        metrics.
+
+        Raises
+        ------
+        TrackingError
+            When the store cannot take the run: its files are kept, and the
+            message says how to publish them later.
+        """
+        self.net = net
+        summary = summary_of(history, wall_seconds)
+        write_atomic(self.files / DATASET, _json(dataset_metadata))
+        self._write_results(history.records if history.records else [history.initial])
+        write_summary(self.files, summary)
+        self._end("FINISHED")
+        self._publish()
+        return summary["metrics"]
+
+    def _write_results(self, records: list[dict] | None) -> None:
+        self.history.close()
+        if self.net is not None and self.log_weights:
+            self.net.save(self.files / WEIGHTS)
+        if records is not None and self.log_figure and len(records) > 1:
+            save_loss_curve(self.files, records, self.figure_title)
+
+    def _end(self, status: str, error: str | None = None) -> None:
+        self.record.update(state=ENDED, status=status, error=error)
+        write_record(self.output_dir, self.record)
+
+    def _publish(self) -> None:
+        try:
+            publish(self.output_dir, self.uri, logged_steps=self.live.wait())
+        except TrackingError as exc:
+            raise TrackingError(
+                f"{exc}; the run's results are kept in {self.files} ({', '.join(self._kept())}); "
+                f"log them when the store answers: python -m bpexp.sync {self.output_dir}"
+            ) from exc
+
+    def _kept(self) -> list[str]:
+        return sorted(p.name for p in self.files.iterdir() if not p.name.startswith("."))
+
+    @contextmanager
+    def guard(self):
+        """End the run FAILED (its error as a tag and ``error.txt``) or KILLED
+        (Ctrl-C), with what was trained written and published, then re-raise."""
+        try:
+            yield self
+        except TrackingError:
+            raise  # the run's end was written; publishing it is what failed
+        except BaseException as exc:
+            killed = isinstance(exc, KeyboardInterrupt)
+            status = "KILLED" if killed else "FAILED"
+            if not killed:
+                message = f"{type(exc).__name__}: {exc}"
+            else:  # Ctrl-C, or a signal handled as it is (its exception says which)
+                message = f"interrupted ({exc or 'Ctrl-C'})"
+            try:
+                write_atomic(self.files / ERROR, masked("".join(traceback.format_exception(exc))))
+                self._write_results(None)
+                self._end(status, masked(message))
+                self._publish()
+            except BaseException as inner:  # never mask the original error
+                log.warning("could not end run %s %s: %s", self.run_id, status, first_line(inner))
+            raise
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=2) + "\n"

@@ -1,0 +1,47 @@
+"""The real commands, ``python -m bpexp ...``, run in a directory of the test's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def command_env() -> dict[str, str]:
+    """This environment without what would redirect the command's store or its errors."""
+    env = dict(os.environ)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def bpexp(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command, ``python -m bpexp ARGS``, in ``cwd``, to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "bpexp", *args],
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def start_bpexp(*args: str, cwd: Path, **popen) -> subprocess.Popen:
+    """Start the real command, ``python -m bpexp ARGS``, in ``cwd``, in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bpexp", *args], cwd=cwd, env=command_env(), **popen
+    )
+
+
+def bpexp_sync(*args: str, cwd: Path | None = None, timeout: float = 300):
+    """Run the real ``python -m bpexp.sync ARGS`` to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "bpexp.sync", *args],
+        cwd=cwd,
+        env=command_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
