@@ -22,6 +22,8 @@ failed write (a full disk) leaves the run without it, with one warning.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -229,13 +231,19 @@ def writable(directory: Path) -> bool:
     return bool(mode & 0o222) and os.access(directory, os.W_OK)
 
 
+#: a temporary cache file older than this (seconds) is a killed writer's, removed by the next
+STALE_TMP_AGE = 3600.0
+
+
 def _write_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to a temporary name beside ``path``, then rename it into place.
 
-    A writer killed or refused (a full disk) half-way leaves at most a hidden
-    temporary file, never a partial ``path``.
+    A writer refused half-way (a full disk) removes its temporary file; one
+    killed half-way leaves it (hidden, removed by a later writer once older
+    than :data:`STALE_TMP_AGE`), never a partial ``path``.
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    prefix = f".{path.name}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # readable by whoever reads the IDX files beside it
         with os.fdopen(fd, "wb") as fh:
@@ -244,6 +252,10 @@ def _write_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for old in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if time.time() - old.stat().st_mtime > STALE_TMP_AGE:
+                old.unlink()
 
 
 def cache_path(root: Path, split: str) -> Path:
@@ -289,11 +301,13 @@ def _load_cache(cache: Path, split: str, key: str) -> tuple[dict | None, str | N
         # the cache is optional, and np.load raises whatever its layers do (zipfile's
         # BadZipFile, EOFError, zlib, format and OS errors): any of them means rebuild
         return None, f"unreadable: {' '.join(str(exc).split()) or type(exc).__name__}"
-    if "fingerprint" in arrays and str(arrays["fingerprint"]) != key:
+    problem = cache_problem(arrays, split)
+    if problem:
+        return None, problem
+    if str(arrays["fingerprint"]) != key:
         log.debug("MNIST: %s was decoded from other files; rebuilding it", cache)
         return None, None
-    problem = cache_problem(arrays, split)
-    return (None, problem) if problem else (arrays, None)
+    return arrays, None
 
 
 #: caches already warned about in this process (a sweep's jobs warn once)
