@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import http.server
-import threading
 import urllib.error
 import urllib.request
 
@@ -16,6 +15,7 @@ import pytest
 
 from bpexp.tracking import TrackingUnavailable, check_server
 from tests.app.conftest import Server, bpexp, runs
+from tests.conftest import LocalHTTPServer
 
 USER, PASSWORD = "ada", "p@ss:w/rd"  # characters a URI must percent-encode
 IN_URI = "ada:p%40ss%3Aw%2Frd"
@@ -25,7 +25,7 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-class AuthServer:
+class AuthServer(LocalHTTPServer):
     """A threaded HTTP server that answers only requests carrying ``USER:PASSWORD``.
 
     With ``upstream`` it forwards them there (an authenticating proxy); without, it
@@ -73,17 +73,7 @@ class AuthServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("prefix", ["", "/mlflow"])

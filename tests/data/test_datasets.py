@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from bpexp.core import MLP, fit
 from bpexp.data import MNISTError, load_dataset
 from bpexp.data.idx import IDXError, read_idx, write_idx
 from bpexp.data.mnist import FILE_NAMES, STALE_TMP_AGE, cache_path, cache_problem
-from tests.conftest import T10K
+from tests.conftest import T10K, LocalHTTPServer
 
 
 @pytest.fixture(scope="module")
@@ -243,22 +242,11 @@ def test_default_root_comes_from_bpexp_data_dir(tmp_path, mnist_arrays, monkeypa
 
 
 # -------------------------------------------------------------- downloads
-class _Server:
+class _Server(LocalHTTPServer):
     """A real HTTP server on 127.0.0.1 serving a directory (optionally stalling)."""
 
     def __init__(self, directory: Path, stall: bool = False):
-        handler = _stalling_handler if stall else _quiet_handler(directory)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_stalling_handler if stall else _quiet_handler(directory))
 
 
 def _quiet_handler(directory: Path):
