@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,24 @@ def run_in_process(tmp_path, store):
         return run_job(cfg)
 
     return run
+
+
+class LocalHTTPServer:
+    """A real threaded HTTP server on 127.0.0.1 (a free port) running ``handler``.
+
+    A context manager: serving inside the ``with``, shut down and closed after it.
+    """
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{self.host}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -243,16 +243,20 @@ def summary_markdown(summary: pd.DataFrame, by: list[str]) -> str:
 
 # ---------------------------------------------------------------- the report
 def _slug(text: str) -> str:
-    """A path component made of ``text``: never a separator or a parent directory."""
+    """A path component made of ``text``: never a separator, ``..``, hidden or absolute."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", str(text)).strip(".-") or "report"
 
 
 def default_out(selection: Selection, all_sweeps: bool = False) -> Path:
-    """``reports/<experiment>/<sweep>``: one directory per sweep report."""
+    """``reports/<experiment>/<sweep>``: one directory per sweep report.
+
+    Both parts are made safe (:func:`_slug`), so whatever an experiment is
+    called (``../../x``, ``/etc``) its report stays under :data:`REPORTS_DIR`.
+    """
     experiment = _slug(selection.runs["experiment_name"].iloc[0])
     if all_sweeps or len(selection.parents) != 1:
         return REPORTS_DIR / experiment / "all-runs"
-    return REPORTS_DIR / experiment / selection.parents[0][:8]
+    return REPORTS_DIR / experiment / _slug(selection.parents[0][:8])
 
 
 def build_report(

@@ -22,14 +22,22 @@ class IDXError(ValueError):
 
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's content, decompressed if it is gzipped (detected by its magic)."""
-    path = Path(path)
-    raw = path.read_bytes()
+    return decompress(Path(path).read_bytes(), path)
+
+
+def decompress(raw: bytes, path: str | os.PathLike = "<bytes>") -> bytes:
+    """``raw`` (a file's bytes, read from ``path``) decompressed if it is gzipped."""
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         raise IDXError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+
+
+def idx_header(array: np.ndarray) -> bytes:
+    """The IDX header of an unsigned-byte ``array``: what precedes its bytes in its file."""
+    return bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
 
 
 def parse_idx(data: bytes, ndim: int, name: str = "<bytes>") -> np.ndarray:
@@ -72,8 +80,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     """Write a uint8 array as an IDX file (gzipped when ``path`` ends in ``.gz``)."""
     path = Path(path)
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
-    data = header + array.tobytes()
+    data = idx_header(array) + array.tobytes()
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, compresslevel=1)
     path.write_bytes(data)

@@ -13,13 +13,17 @@ training and validation subsets are then drawn disjoint (only the two t10k
 files are needed).
 
 Each split's decoded arrays are cached as ``mnist-<split>.npz`` beside its
-files when the directory is writable (never in a read-only one), keyed on the
-files' names, sizes and modification times: change a file and the cache is
-rebuilt.
+files, keyed on the files' names, sizes and SHA-256 (change a file and the
+cache is rebuilt) and written atomically.  The cache is optional: read back,
+its arrays must match the checksums recorded with them, else it is rebuilt
+with a warning naming it; a read-only directory (never written into) or a
+failed write (a full disk) leaves the run without it, with one warning.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -40,7 +44,7 @@ from bpexp.data.base import (
     split_stratified,
     stratified_indices,
 )
-from bpexp.data.idx import IDXError, parse_idx, read_bytes
+from bpexp.data.idx import IDXError, decompress, idx_header, parse_idx, read_bytes
 
 #: split -> (kind -> (file name, IDX dimensions, MD5 of the decompressed file))
 FILES = {
@@ -92,8 +96,11 @@ def default_root() -> Path:
 def find_file(root: Path, name: str) -> Path | None:
     """``root/name`` or ``root/name.gz``, whichever exists (the plain file first)."""
     for candidate in (root / name, root / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError as exc:  # a directory that may not be searched
+            raise MNISTError(f"MNIST: cannot look into {root} ({exc.strerror or exc})") from None
     return None
 
 
@@ -115,7 +122,14 @@ def download(
     """
     if root.is_dir() and not writable(root):
         raise MNISTError(f"MNIST: {name} is not in {root}, which is read-only; {PUT_FILES}")
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, in a read-only directory or file system
+        raise MNISTError(
+            f"MNIST: {name} is not in {root}, which cannot be created to download it into "
+            f"({exc.strerror or exc}); point dataset.root at a directory that holds the files "
+            "or can be written"
+        ) from None
     errors = []
     for mirror in mirrors:
         url = f"{mirror.rstrip('/')}/{name}.gz"
@@ -144,18 +158,43 @@ def download(
     )
 
 
-def _fingerprint(paths: dict[str, Path]) -> str:
+def _read_files(paths: dict[str, Path]) -> dict[str, bytes]:
+    """Each file's bytes as stored (gzipped or not), by IDX name."""
+    raws = {}
+    for name, path in paths.items():
+        try:
+            raws[name] = path.read_bytes()
+        except OSError as exc:
+            raise MNISTError(
+                f"MNIST: cannot read {path} ({exc.strerror or exc}); make it readable or "
+                "point dataset.root at a copy"
+            ) from None
+    return raws
+
+
+def _fingerprint(paths: dict[str, Path], raws: dict[str, bytes]) -> str:
+    """Which bytes a cache was decoded from: each file's name, size and SHA-256 as stored.
+
+    Content, not modification times: a file replaced by another of the same size
+    and time (``cp -p``, ``rsync -t``, an unpacked archive) still counts as changed.
+    Hashing the stored (usually gzipped) bytes costs a small part of decoding them.
+    """
     return ";".join(
-        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for _, p in sorted(paths.items())
+        f"{paths[name].name}:{len(raw)}:{hashlib.sha256(raw).hexdigest()}"
+        for name, raw in sorted(raws.items())
     )
 
 
-def _decode(split: str, paths: dict[str, Path]) -> dict[str, np.ndarray]:
-    """Parse and cross-check a split's two files; also their SHA-256 and canonical-ness."""
+def _decode(split: str, paths: dict[str, Path], raws: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """Parse and cross-check a split's two files; also their SHA-256 and canonical-ness.
+
+    ``<name>_sha256`` is the SHA-256 of the decompressed file, that is of the
+    array's IDX header followed by its bytes (see :func:`array_sha256`).
+    """
     arrays: dict[str, np.ndarray] = {}
     for kind, (name, ndim, md5) in FILES[split].items():
         path = paths[name]
-        data = read_bytes(path)
+        data = decompress(raws[name], path)
         arrays[kind] = parse_idx(data, ndim, str(path))
         arrays[f"{name}_sha256"] = np.array(hashlib.sha256(data).hexdigest())
         arrays[f"{name}_canonical"] = np.array(hashlib.md5(data).hexdigest() == md5)
@@ -171,12 +210,19 @@ def _decode(split: str, paths: dict[str, Path]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def array_sha256(array: np.ndarray) -> str:
+    """SHA-256 of the IDX file an unsigned-byte ``array`` is decoded from: header, then bytes."""
+    digest = hashlib.sha256(idx_header(array))
+    digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()
+
+
 def writable(directory: Path) -> bool:
     """Whether bpexp may write into ``directory``.
 
     A directory without any write permission bit counts as read-only even for
     root, who could write there anyway: a shared, read-only data folder is
-    never written into.
+    never written into.  A read-only file system is read-only for everyone.
     """
     try:
         mode = directory.stat().st_mode
@@ -185,20 +231,118 @@ def writable(directory: Path) -> bool:
     return bool(mode & 0o222) and os.access(directory, os.W_OK)
 
 
+#: a temporary cache file older than this (seconds) is a killed writer's, removed by the next
+STALE_TMP_AGE = 3600.0
+
+
 def _write_atomic_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``arrays`` to a temporary name beside ``path``, then rename it into place.
+
+    A writer refused half-way (a full disk) removes its temporary file; one
+    killed half-way leaves it (hidden, removed by a later writer once older
+    than :data:`STALE_TMP_AGE`), never a partial ``path``.
+    """
+    prefix = f".{path.name}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # readable by whoever reads the IDX files beside it
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for old in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if time.time() - old.stat().st_mtime > STALE_TMP_AGE:
+                old.unlink()
 
 
 def cache_path(root: Path, split: str) -> Path:
     """Where a split's decoded arrays are cached: ``mnist-train.npz`` or ``mnist-test.npz``."""
     return root / f"mnist-{split}.npz"
+
+
+def cache_problem(arrays: dict[str, np.ndarray], split: str) -> str | None:
+    """What is wrong with a cache's ``arrays`` for ``split`` (None: nothing).
+
+    Each array must be the unsigned bytes it was decoded as and hash to the
+    SHA-256 recorded with it when the cache was written (:func:`array_sha256`),
+    so a cache altered since (a shifted label, a flipped pixel) is refused.
+    """
+    names = [name for name, _, _ in FILES[split].values()]
+    expected = {"images", "labels", "fingerprint"}
+    expected |= {f"{name}_{fact}" for name in names for fact in ("sha256", "canonical")}
+    missing = sorted(expected - set(arrays))
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    for kind, (name, ndim, _) in FILES[split].items():
+        array = arrays[kind]
+        if array.dtype != np.uint8 or array.ndim != ndim:
+            return f"its {kind} are {array.ndim}-d {array.dtype}, not {ndim}-d uint8"
+        if array_sha256(array) != str(arrays[f"{name}_sha256"]):
+            return f"its {kind} do not match the SHA-256 recorded with them"
+    if len(arrays["images"]) != len(arrays["labels"]):
+        return f"it holds {len(arrays['images'])} images but {len(arrays['labels'])} labels"
+    return None
+
+
+def _load_cache(cache: Path, split: str, key: str) -> tuple[dict | None, str | None]:
+    """The verified arrays cached for the files ``key`` names, or None and what was wrong.
+
+    A cache of other files (``key`` changed) is simply out of date: no problem.
+    """
+    if not cache.exists():
+        return None, None
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        # the cache is optional, and np.load raises whatever its layers do (zipfile's
+        # BadZipFile, EOFError, zlib, format and OS errors): any of them means rebuild
+        return None, f"unreadable: {' '.join(str(exc).split()) or type(exc).__name__}"
+    problem = cache_problem(arrays, split)
+    if problem:
+        return None, problem
+    if str(arrays["fingerprint"]) != key:
+        log.debug("MNIST: %s was decoded from other files; rebuilding it", cache)
+        return None, None
+    return arrays, None
+
+
+#: caches already warned about in this process (a sweep's jobs warn once)
+_WARNED: set[Path] = set()
+
+
+def _store_cache(cache: Path, arrays: dict[str, np.ndarray], key: str, damage: str | None) -> None:
+    """Cache ``arrays`` in ``cache`` if its directory allows; never fails the run."""
+    if not writable(cache.parent):
+        reason, todo = f"{cache.parent} is read-only", "make it writable to cache them"
+    else:
+        try:
+            _write_atomic_npz(cache, {**arrays, "fingerprint": np.array(key)})
+        except OSError as exc:  # a full disk, a quota, a file system gone read-only
+            reason, todo = f"writing it failed ({exc.strerror or exc})", "free space to cache them"
+        else:
+            if damage:
+                log.warning("MNIST: the cache %s was damaged (%s); rebuilt it", cache, damage)
+            return
+    if damage:
+        log.warning(
+            "MNIST: the cache %s is damaged (%s) and %s; the IDX files are decoded instead "
+            "until it is deleted",
+            cache,
+            damage,
+            reason,
+        )
+    elif cache not in _WARNED:
+        _WARNED.add(cache)
+        log.warning(
+            "MNIST: not caching the decoded arrays in %s: %s; each run decodes the IDX files (%s)",
+            cache,
+            reason,
+            todo,
+        )
 
 
 def read_split(
@@ -208,8 +352,10 @@ def read_split(
 
     Returns a dict with ``images`` (n, 28, 28) uint8, ``labels`` (n,) uint8, per
     file ``<name>_sha256`` and ``<name>_canonical``, and ``paths``.  The arrays
-    are cached beside the files when ``root`` is writable (see :func:`writable`);
-    otherwise they are decoded afresh each time.
+    are cached beside the files (:func:`cache_path`), keyed on the files'
+    content and checked against their recorded checksums when read back; a
+    damaged cache is rebuilt with a warning, and a cache that cannot be written
+    (a read-only ``root``, see :func:`writable`; a full disk) is skipped with one.
     """
     paths, missing = {}, []
     for name, _, md5 in FILES[split].values():
@@ -225,21 +371,14 @@ def read_split(
             f"MNIST: {', '.join(missing)} not found in {root} and downloads are off "
             f"(download=false); {PUT_FILES}"
         )
+    raws = _read_files(paths)
+    key = _fingerprint(paths, raws)
     cache = cache_path(root, split)
-    key = _fingerprint(paths)
-    if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                if str(z["fingerprint"]) == key:
-                    return {**{k: z[k] for k in z.files if k != "fingerprint"}, "paths": paths}
-        except (OSError, ValueError, KeyError):
-            pass  # an unreadable cache is rebuilt below
-    arrays = _decode(split, paths)
-    if writable(root):
-        try:
-            _write_atomic_npz(cache, {**arrays, "fingerprint": np.array(key)})
-        except OSError as exc:  # a full disk, a read-only mount: run without the cache
-            log.debug("MNIST: not caching decoded arrays in %s (%s)", cache, exc)
+    cached, damage = _load_cache(cache, split, key)
+    if cached is not None:
+        return {**{k: v for k, v in cached.items() if k != "fingerprint"}, "paths": paths}
+    arrays = _decode(split, paths, raws)
+    _store_cache(cache, arrays, key, damage)
     return {**arrays, "paths": paths}
 
 

@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 from bpexp.analysis import load_histories, load_runs, select_runs
-from bpexp.analysis.report import main
+from bpexp.analysis.report import REPORTS_DIR, default_out, main
+from bpexp.analysis.runs import Selection
 from tests.conftest import ROOT
 from tests.helpers import bpexp, command_env
 
@@ -315,3 +316,40 @@ def test_a_study_script_writes_its_report_with_the_study_settings(study_store, t
     parent = runs["parent_run_id"].iloc[0]
     names = {f.path for f in MlflowClient(tracking_uri=uri).list_artifacts(parent, "report")}
     assert "report/index.md" in names
+
+
+@pytest.mark.parametrize(
+    "experiment, parent",
+    [
+        ("../../x", "0123456789abcdef"),
+        ("/etc/cron.d", "abcdef01"),
+        ("..", "../../.."),
+        (".", "/tmp"),
+        ("a/../../b", "..\\..\\x"),
+        ("..\\..\\x", ".hidden"),
+        ("x\0y", ""),
+    ],
+)
+@pytest.mark.parametrize("all_sweeps", [False, True])
+def test_any_experiment_name_gives_a_report_directory_under_reports(experiment, parent, all_sweeps):
+    runs = pd.DataFrame({"experiment_name": [experiment]})
+    out = default_out(Selection(runs, "w", "sqlite://", parents=[parent]), all_sweeps)
+    assert len(out.parts) == 3 and out.parts[0] == str(REPORTS_DIR)
+    assert all(part not in ("", ".", "..") and part[0] != "." for part in out.parts[1:])
+    assert all(c.isalnum() or c in "._=-" for part in out.parts[1:] for c in part)
+
+
+def test_the_report_of_an_experiment_named_like_a_path_stays_in_its_output_root(tmp_path):
+    cwd = tmp_path / "a" / "b" / "c"
+    cwd.mkdir(parents=True)
+    sweep = bpexp("-m", "seed=0,1", "trainer.epochs=50", "tracking.experiment=../../x", cwd=cwd)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    result = report("--experiment", "../../x", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    index = Path(cwd, result.stdout.strip().splitlines()[-1].rsplit(": ", 1)[1]).resolve()
+    assert index.is_file() and index.parent.parent == cwd / "reports" / "x"
+    # nothing written above the working directory
+    assert sorted(p.name for p in tmp_path.rglob("*") if cwd not in (p, *p.parents)) == [
+        "a",
+        "b",
+    ]

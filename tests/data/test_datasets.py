@@ -5,10 +5,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import re
+import resource
+import shlex
 import shutil
+import signal
 import socket
-import threading
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,8 +23,8 @@ import pytest
 from bpexp.core import MLP, fit
 from bpexp.data import MNISTError, load_dataset
 from bpexp.data.idx import IDXError, read_idx, write_idx
-from bpexp.data.mnist import FILE_NAMES, cache_path
-from tests.conftest import T10K
+from bpexp.data.mnist import FILE_NAMES, STALE_TMP_AGE, cache_path, cache_problem
+from tests.conftest import T10K, LocalHTTPServer
 
 
 @pytest.fixture(scope="module")
@@ -237,22 +242,11 @@ def test_default_root_comes_from_bpexp_data_dir(tmp_path, mnist_arrays, monkeypa
 
 
 # -------------------------------------------------------------- downloads
-class _Server:
+class _Server(LocalHTTPServer):
     """A real HTTP server on 127.0.0.1 serving a directory (optionally stalling)."""
 
     def __init__(self, directory: Path, stall: bool = False):
-        handler = _stalling_handler if stall else _quiet_handler(directory)
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(_stalling_handler if stall else _quiet_handler(directory))
 
 
 def _quiet_handler(directory: Path):
@@ -466,12 +460,16 @@ def test_source_train_without_the_training_files_says_what_to_do(t10k_only):
     assert "\n" not in message
 
 
-def test_a_read_only_root_is_read_but_never_written(t10k_only):
+def test_a_read_only_root_is_read_but_never_written(t10k_only, caplog):
     # like ../shared/data/mnist: no write permission bits (root could write anyway)
     t10k_only.chmod(0o555)
     try:
-        d = load_dataset("mnist", root=t10k_only, test_size=500, seed=0)
+        with caplog.at_level("WARNING", logger="bpexp"):
+            for seed in (0, 1):
+                d = load_dataset("mnist", root=t10k_only, test_size=500, seed=seed)
         assert d.metadata["source"] == "test_split" and len(d.X_train) == 9500
+        (warning,) = [r.getMessage() for r in caplog.records]  # one, for both runs
+        assert f"{t10k_only} is read-only" in warning and "make it writable" in warning
         assert sorted(p.name for p in t10k_only.iterdir()) == sorted(T10K)
         with pytest.raises(MNISTError, match="read-only") as info:
             load_dataset("mnist", root=t10k_only, source="train")
@@ -480,3 +478,171 @@ def test_a_read_only_root_is_read_but_never_written(t10k_only):
         t10k_only.chmod(0o755)
     load_dataset("mnist", root=t10k_only, test_size=500, seed=0)
     assert cache_path(t10k_only, "test").is_file()  # writable again: cached
+
+
+# ------------------------------------------------------ the decoded-array cache
+def _flip_a_byte(raw: bytes) -> bytes:
+    at = len(raw) // 2  # inside the stored images array
+    return raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]
+
+
+def _shift_labels(path: Path) -> bytes:
+    """The cache with its labels shifted by one sample, everything else (fingerprint,
+    recorded checksums) as it was: what no fingerprint can notice."""
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["labels"] = np.roll(arrays["labels"], 1)
+    path.unlink()
+    np.savez(path, **arrays)
+    return path.read_bytes()
+
+
+def _wrong_arrays(path: Path) -> bytes:
+    path.unlink()
+    np.savez(path, x=np.zeros(3), fingerprint=np.array("anything"))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage,problem",
+    [
+        (lambda p: p.read_bytes()[: p.stat().st_size // 2], "unreadable"),
+        (lambda p: _flip_a_byte(p.read_bytes()), "unreadable: Bad CRC-32"),
+        (lambda p: b"", "unreadable"),
+        (_wrong_arrays, "it lacks images, labels, t10k-images"),
+        (_shift_labels, "its labels do not match the SHA-256 recorded with them"),
+    ],
+    ids=["truncated", "bit-flipped", "empty", "wrong-arrays", "shifted-labels"],
+)
+def test_a_damaged_cache_is_rebuilt_with_one_warning_naming_it(
+    t10k_only, mnist_arrays, caplog, damage, problem
+):
+    _, labels = mnist_arrays
+    options = {"root": t10k_only, "source": "test_split", "test_size": 500, "seed": 0}
+    first = load_dataset("mnist", **options)
+    cache = cache_path(t10k_only, "test")
+    cache.write_bytes(damage(cache))
+    with caplog.at_level("WARNING", logger="bpexp"):
+        again = load_dataset("mnist", **options)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert f"the cache {cache} was damaged ({problem}" in warning and "rebuilt it" in warning
+    assert "\n" not in warning
+    # the run trained on the true labels, and the cache holds them again
+    np.testing.assert_array_equal(again.y_train, first.y_train)
+    with np.load(cache) as z:
+        np.testing.assert_array_equal(z["labels"], labels)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="bpexp"):
+        load_dataset("mnist", **options)
+    assert caplog.records == []
+    assert sorted(p.name for p in t10k_only.iterdir()) == sorted([*T10K, cache.name])
+
+
+def test_a_file_replaced_with_the_same_size_and_time_is_not_served_from_the_cache(
+    tmp_path, mnist_arrays
+):
+    images, labels = mnist_arrays
+    root = write_pair(tmp_path, images, labels, 8000, gz=False)
+    load_dataset("mnist", root=root, download=False)
+    path = root / "train-labels-idx1-ubyte"
+    stat = path.stat()
+    shifted = np.roll(labels[:8000], 1)  # same size; then the same modification time
+    write_idx(path, shifted)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    d = load_dataset("mnist", root=root, download=False)
+    np.testing.assert_array_equal(d.y_train.argmax(axis=1), shifted)
+
+
+#: loads the test split from the root given as argv[1] twice, warnings to stderr
+LOAD_TWICE = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+from bpexp.data import load_dataset
+for seed in (0, 1):
+    d = load_dataset("mnist", root=sys.argv[1], source="test_split", test_size=500, seed=seed)
+print(len(d.X_train))
+"""
+
+
+def _load_limited(root: Path, max_file_size: int, die: bool) -> subprocess.CompletedProcess:
+    """LOAD_TWICE in a process that may write no file beyond ``max_file_size`` bytes: the
+    kernel refuses the write (EFBIG, as a full disk refuses it with ENOSPC), or with ``die``
+    kills the writer there (SIGXFSZ's default action)."""
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_size, resource.RLIM_INFINITY))
+
+    # Python ignores SIGXFSZ from its start; the script restores its default action
+    restore = "import signal; signal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n" if die else ""
+    return subprocess.run(
+        [sys.executable, "-c", restore + LOAD_TWICE, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+
+
+def test_a_cache_that_cannot_be_written_never_fails_the_run(t10k_only):
+    result = _load_limited(t10k_only, 1 << 20, die=False)
+    assert result.returncode == 0 and result.stdout.split() == ["9500"], result.stderr
+    cache = cache_path(t10k_only, "test")
+    # one line for both loads, naming the cache, why and what to do
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"WARNING MNIST: not caching the decoded arrays in {cache}: ")
+    assert "writing it failed (File too large)" in line and "free space" in line
+    assert sorted(p.name for p in t10k_only.iterdir()) == sorted(T10K)  # no partial file
+
+
+def test_a_writer_killed_half_way_leaves_no_partial_cache(t10k_only):
+    killed = _load_limited(t10k_only, 1 << 20, die=True)
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr
+    cache = cache_path(t10k_only, "test")
+    assert not cache.exists()
+    (left,) = [p for p in t10k_only.iterdir() if p.name not in T10K]
+    assert left.name.startswith(f".{cache.name}.") and left.stat().st_size <= 1 << 20
+    # the next run caches normally; once old, the killed writer's temporary file goes too
+    os.utime(left, (time.time() - STALE_TMP_AGE - 60,) * 2)
+    d = load_dataset("mnist", root=t10k_only, source="test_split", test_size=500)
+    assert len(d.X_train) == 9500 and cache_problem(dict(np.load(cache)), "test") is None
+    assert sorted(p.name for p in t10k_only.iterdir()) == sorted([*T10K, cache.name])
+
+
+def test_a_read_only_file_system_is_read_with_one_warning(t10k_only):
+    """A real read-only mount, in a private mount namespace (nothing outside sees it)."""
+    root = shlex.quote(str(t10k_only))
+    mount_ro = f"mount --bind {root} {root} && mount -o remount,bind,ro {root}"
+    unshare = shutil.which("unshare")
+    probe = unshare and subprocess.run(
+        [unshare, "-rm", "sh", "-c", f"{mount_ro} && ! touch {root}/x 2>/dev/null"],
+        capture_output=True,
+        text=True,
+    )
+    if not probe or probe.returncode != 0:
+        why = probe.stderr.strip() if probe else "util-linux's unshare is not installed"
+        pytest.skip(f"this system cannot make a private read-only mount: {why}")
+    script = f"{mount_ro} && exec {shlex.quote(sys.executable)} -c {shlex.quote(LOAD_TWICE)} {root}"
+    result = subprocess.run(
+        [unshare, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and result.stdout.split() == ["9500"], result.stderr
+    (line,) = result.stderr.splitlines()
+    cache = cache_path(t10k_only, "test")
+    assert line == (
+        f"WARNING MNIST: not caching the decoded arrays in {cache}: {t10k_only} is read-only; "
+        "each run decodes the IDX files (make it writable to cache them)"
+    )
+    assert sorted(p.name for p in t10k_only.iterdir()) == sorted(T10K)
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-file"])
+def test_a_root_that_cannot_be_a_directory_is_one_line(tmp_path, where):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    root = blocker / "mnist" if where == "under-a-file" else blocker
+    with pytest.raises(MNISTError) as info:
+        load_dataset("mnist", root=root, mirrors=["http://127.0.0.1:9/"], timeout=1)
+    message = str(info.value)
+    assert f"is not in {root}, which cannot be created" in message and "\n" not in message
+    assert "point dataset.root at a directory" in message
