@@ -27,21 +27,27 @@ from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, valida
 from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
-from bpexp.tracking import RunTracker, TrackingError
+from bpexp.tracking import RunTracker, TrackingError, publish
+from bpexp.tracking.files import read_summary
 from bpexp.tracking.names import GIT_COMMIT, ROLE, SOURCE_NAME
+from bpexp.tracking.publisher import earlier_run
 from bpexp.tracking.store import (
     check_store,
     git_commit,
+    mask_files,
     mask_passwords,
+    masked,
     resolve_tracking_uri,
     ui_lines,
 )
 from bpexp.tracking.sweep import (
     duration,
+    finished_run,
     jobs_ended,
     note_job_ended,
     read_parent,
     run_name,
+    supersede,
     sweep_summary,
 )
 
@@ -280,6 +286,8 @@ def begin_job(cfg: DictConfig) -> Job:
     if parent is None:
         check_store(uri)
     output_dir = Path(hc.runtime.output_dir)
+    if masked(uri) != uri:  # Hydra wrote the overrides as typed: the password too
+        mask_files([*output_dir.glob(".hydra/*.yaml"), Path(hc.sweep.dir) / "multirun.yaml"])
     tags = {
         "dataset": cfg.dataset.name,
         "variant": cfg.optimizer.variant,
@@ -301,6 +309,7 @@ def begin_job(cfg: DictConfig) -> Job:
         _announce_job(parent, hc.job.num, name)
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
+    earlier = earlier_run(output_dir)  # a resumed sweep's job that did not finish
     tracker = RunTracker(
         output_dir,
         uri=uri,
@@ -323,6 +332,8 @@ def begin_job(cfg: DictConfig) -> Job:
         ),
         parent=parent,
     )
+    if earlier is not None:
+        supersede(uri, earlier, tracker.run_id)
     return Job(cfg, tracker, name, multirun)
 
 
@@ -352,8 +363,38 @@ def end_job(job: Job, data: Dataset, net: MLP, history: History, wall: float) ->
     return final if math.isfinite(final) else math.inf
 
 
+def finished_before(cfg: DictConfig) -> float | None:
+    """In a resumed sweep, the final training loss of the current job when it had
+    finished (and was published) before: it is not run again.  None otherwise."""
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return None
+    output_dir = Path(hc.runtime.output_dir)
+    record = finished_run(output_dir) or _publish_ended(output_dir, cfg, hc)
+    if record is None:
+        return None
+    log.info("job %d finished before, as run %s: skipped", hc.job.num, record["run_id"])
+    summary = read_summary(output_dir)
+    final = (summary or {}).get("metrics", {}).get("final_loss")
+    return math.inf if final is None else final
+
+
+def _publish_ended(output_dir: Path, cfg: DictConfig, hc) -> dict | None:
+    """A job that finished but could not publish (its store was away): published now."""
+    try:
+        record = earlier_run(output_dir)
+    except TrackingError:
+        return None
+    if record is None or record.get("state") != "ended" or record.get("status") != "FINISHED":
+        return None
+    publish(output_dir, resolve_tracking_uri(cfg.tracking.uri, hc.runtime.cwd))
+    return finished_run(output_dir)
+
+
 def run_job(cfg: DictConfig) -> float:
     """Train one network as ``cfg`` says and track it; returns the final training loss."""
+    if (final := finished_before(cfg)) is not None:
+        return final
     job = begin_job(cfg)
     with job.tracker.guard():
         progress = _progress(cfg, job.multirun)

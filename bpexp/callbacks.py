@@ -27,7 +27,15 @@ from bpexp.tracking.store import (
     masked,
     resolve_tracking_uri,
 )
-from bpexp.tracking.sweep import end_parent, parent_run_name, record_failed_start, start_parent
+from bpexp.tracking.sweep import (
+    end_parent,
+    finished_run,
+    parent_run_name,
+    previous_parent,
+    record_failed_start,
+    reopen_parent,
+    start_parent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +147,17 @@ class SweepCallback(Callback):
             check_store(uri)
         except TrackingError as exc:
             raise SystemExit(f"bpexp: error: {exc}") from None
+        overrides = masked(" ".join(config.hydra.overrides.task))[:5000]
+        previous = previous_parent(sweep_dir)
+        if previous is not None:
+            ACTIVE_PARENT = _resume(previous, sweep_dir, uri, overrides, jobs)
+            fork_joblib_workers(config)
+            return
         study = study_of(config)
         tags = {
             ROLE: "sweep",
             SWEEP_DIR: str(sweep_dir.resolve()),
-            OVERRIDES: masked(" ".join(config.hydra.overrides.task))[:5000],
+            OVERRIDES: overrides,
             STUDY: study,
             SWEPT: ",".join(swept),
             SOURCE_NAME: "bpexp",
@@ -169,6 +183,30 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra calls this only when every job succeeded
         close_parent("FINISHED")
+
+
+def _resume(previous: dict, sweep_dir: Path, uri: str, overrides: str, jobs: int | None) -> dict:
+    """Reopen the parent of the sweep in ``sweep_dir`` for the same command run again,
+    after saying how many of its jobs finished (they are skipped)."""
+    if previous["tags"].get(OVERRIDES) != overrides:
+        raise SystemExit(
+            f"bpexp: error: {sweep_dir} holds a sweep of other overrides "
+            f"({previous['tags'].get(OVERRIDES)}); resume it with python -m bpexp.resume "
+            f"{sweep_dir}, or choose a new hydra.sweep.dir"
+        )
+    done = sum(1 for p in sweep_dir.iterdir() if p.is_dir() and finished_run(p))
+    left = "" if jobs is None else f", running the other {jobs - done}"
+    print(
+        f"bpexp: resuming sweep {previous['run_name']!r} (parent run {previous['run_id']}): "
+        f"{done} job{'s' if done != 1 else ''} finished before, skipped{left}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        return reopen_parent(previous, uri, jobs)
+    except Exception as exc:
+        message = f"bpexp: error: cannot reopen the sweep's parent run: {first_line(exc)}"
+        raise SystemExit(message) from None
 
 
 def close_parent(status: str) -> None:

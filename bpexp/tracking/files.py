@@ -203,6 +203,14 @@ def write_summary(directory: Path, summary: dict) -> None:
     write_json(Path(directory) / SUMMARY_FILE, {**summary, "metrics": clean})
 
 
+def read_summary(output_dir: str | Path) -> dict | None:
+    """A job's ``summary.json``, or None when it has none (it never ended)."""
+    try:
+        return json.loads((artifact_dir(output_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def save_loss_curve(directory: Path, records: list[dict], title: str) -> None:
     """The run's loss-curve figure as ``loss_curve.png`` (``records``: epoch 0 first)."""
     from bpexp.plots import loss_curve_figure

@@ -28,6 +28,7 @@ from bpexp.tracking.files import (
     logged_epochs,
     read_history,
     read_record,
+    read_summary,
     recover_history,
     write_record,
 )
@@ -38,7 +39,6 @@ from bpexp.tracking.names import (
     PARTIAL,
     RUN_FILE,
     STOP_REASON,
-    SUMMARY_FILE,
 )
 from bpexp.tracking.store import (
     HIDDEN,
@@ -188,7 +188,9 @@ class LivePoints:
         return self.sent
 
 
-def _process_alive(record: dict) -> bool:
+def process_alive(record: dict) -> bool:
+    """Whether the process that wrote a job's ``run.json`` is still running (on another
+    host: assumed not, as ``bpexp.sync`` is run once its job is over)."""
     if record.get("host") != socket.gethostname():
         return False  # another node's: bpexp.sync is run once its job is over
     try:
@@ -198,6 +200,25 @@ def _process_alive(record: dict) -> bool:
     except (PermissionError, KeyError, TypeError):
         return True
     return True
+
+
+def earlier_run(output_dir: Path) -> dict | None:
+    """The record of a run an earlier attempt at this job left in ``output_dir``
+    (a resumed sweep), or None.
+
+    Raises
+    ------
+    TrackingError
+        When that attempt's process is still running: two commands would run the
+        same job of the same sweep.
+    """
+    try:
+        record = read_record(output_dir)
+    except (OSError, ValueError):
+        return None
+    if record.get("state") == RUNNING and process_alive(record):
+        raise TrackingError(f"{output_dir}: this job is running in process {record['pid']} already")
+    return record
 
 
 def publish(
@@ -262,7 +283,7 @@ def _publish_locked(output_dir: Path, tracking_uri, logged_steps, parent_run_id,
         )
     files = artifact_dir(output_dir)
     if record["state"] == RUNNING:
-        if _process_alive(record) and not force:
+        if process_alive(record) and not force:
             raise NothingToPublish(
                 f"{output_dir}: its job (process {record['pid']}) is still running"
             )
@@ -313,7 +334,7 @@ def _send(output_dir: Path, record: dict, uri: str, logged_steps, parent_run_id)
     _log_params(client, run_id, record["params"], run.data.params)
 
     files = artifact_dir(output_dir)
-    summary = _read_json(files / SUMMARY_FILE) or {}
+    summary = read_summary(output_dir) or {}
     steps = logged_epochs(record["epochs"], record["max_points"])
     threshold = summary.get("metrics", {}).get("epochs_to_threshold")
     if threshold is not None:
@@ -350,12 +371,3 @@ def _send(output_dir: Path, record: dict, uri: str, logged_steps, parent_run_id)
                 client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, record.get("status") or "FINISHED")
     return run_id
-
-
-def _read_json(path: Path) -> dict | None:
-    import json
-
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None

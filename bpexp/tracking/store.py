@@ -109,6 +109,20 @@ def mask_passwords() -> None:
             setattr(sys, name, _MaskedStream(stream))
 
 
+def mask_files(paths: list[Path]) -> None:
+    """Rewrite each file of ``paths`` that exists with its URI passwords masked
+    (Hydra's record of a run's overrides, ``.hydra/*.yaml`` and ``multirun.yaml``)."""
+    from bpexp.tracking.files import write_atomic
+
+    for path in paths:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if masked(text) != text:
+            write_atomic(path, masked(text))
+
+
 # ---------------------------------------------------------------- the store
 #: the port ``mlflow ui`` is told to use in the commands bpexp prints
 UI_PORT = 5000

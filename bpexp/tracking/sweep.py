@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bpexp.tracking.files import write_json
-from bpexp.tracking.names import ENDED_FILE, PARENT_FILE, PARENT_RUN_ID
+from bpexp.tracking.names import ENDED_FILE, PARENT_FILE, PARENT_RUN_ID, RUN_FILE
 from bpexp.tracking.store import (
     TrackingError,
     client_for,
@@ -207,3 +207,53 @@ def jobs_ended(sweep_dir: str | Path) -> tuple[int, float | None]:
         except (IndexError, ValueError):
             pass
     return len(starts), min(starts, default=None)
+
+
+# ------------------------------------------------------------------ resuming
+def previous_parent(sweep_dir: Path) -> dict | None:
+    """The parent record a sweep directory already holds (a sweep being resumed),
+    or None for a new sweep directory."""
+    path = Path(sweep_dir) / PARENT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return None if "error" in record else record
+
+
+def finished_run(output_dir: Path) -> dict | None:
+    """The record of a job's run that finished and was published, or None (no run
+    yet, or one that failed, was killed or is not published)."""
+    path = Path(output_dir) / RUN_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    done = record.get("state") == "published" and record.get("status") == "FINISHED"
+    return record if done else None
+
+
+def reopen_parent(record: dict, uri: str, jobs: int | None) -> dict:
+    """A resumed sweep's parent run, RUNNING again; returns its record (``tracking_uri``
+    unmasked, ``jobs`` the sweep's)."""
+    client = client_for(uri)
+    client.update_run(record["run_id"], status="RUNNING")
+    return {**record, "tracking_uri": uri, "jobs": jobs}
+
+
+def supersede(uri: str, old: dict, new_run_id: str | None) -> None:
+    """Detach a job's earlier run (failed, killed or unpublished) from the sweep it is
+    run again in: it keeps its results, no longer counts among the sweep's children,
+    and names the run that replaced it."""
+    if not old.get("run_id") or new_run_id is None or old["run_id"] == new_run_id:
+        return
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(uri)
+    try:
+        client.delete_tag(old["run_id"], PARENT_RUN_ID)
+        client.set_tag(old["run_id"], "bpexp.resumed_as", new_run_id)
+    except MlflowException as exc:  # not in this store: nothing to detach
+        log.debug("run %s not detached: %s", old["run_id"], exc)
