@@ -54,6 +54,10 @@ from bpexp.tracking.sweep import (
 log = logging.getLogger("bpexp")
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: records a job's History keeps in memory: the tracker streams every epoch's to
+#: history.csv, and the summary and the figure need no more (memory stays bounded
+#: however many epochs run)
+KEPT_RECORDS = 10_000
 
 
 class _Bar:
@@ -255,7 +259,13 @@ def train(cfg: DictConfig, callback=None, keep=None) -> tuple[Dataset, MLP, Hist
         keep(net)
     t0 = time.perf_counter()
     history = fit(
-        net, data.X_train, data.y_train, rng=rng, callback=callback, **fit_options(cfg, data)
+        net,
+        data.X_train,
+        data.y_train,
+        rng=rng,
+        callback=callback,
+        max_records=KEPT_RECORDS,
+        **fit_options(cfg, data),
     )
     return data, net, history, time.perf_counter() - t0
 

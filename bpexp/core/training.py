@@ -52,6 +52,7 @@ FIT_OPTIONS: Table = {
     "loss_threshold": [Interval(float, 0, None, "neither"), None],
     "divergence_factor": [Interval(float, 1, None, "neither"), None],
     "train_eval": [Options(TRAIN_EVAL)],
+    "max_records": [Interval(int, 2), None],
 }
 #: the default ``divergence_factor``: healthy runs measured stay below 2x their
 #: initial loss (XOR's sgd at lr 10 peaks at 1.6x), diverging ones pass 1e5x
@@ -88,6 +89,12 @@ class History:
     stop_reason : str
         ``"epochs"`` (budget used up), ``"threshold"``, ``"diverged"`` or
         ``"callback"``.
+    max_records : int or None
+        Keep at most this many records in memory (None: every epoch's): evenly
+        spaced epochs, every other one dropped each time one more would pass it,
+        and the last epoch;  :attr:`best_loss` and :attr:`epochs_to_threshold` still
+        count every epoch.  (A run's complete history is the callback's to keep:
+        ``bpexp`` streams it to ``history.csv``.)
     """
 
     records: list[dict] = field(default_factory=list)
@@ -97,6 +104,33 @@ class History:
     stop_reason: str = "epochs"
     loss_threshold: float | None = None
     train_eval: str = "full"
+    max_records: int | None = None
+    #: the lowest finite loss and the first epoch at the threshold among dropped records
+    _dropped_best: float = field(default=math.inf, repr=False)
+    _dropped_reached: int | None = field(default=None, repr=False)
+    _stride: int = field(default=1, repr=False)
+
+    def add(self, record: dict) -> None:
+        """Append an epoch's record, thinning the records kept (see ``max_records``).
+
+        The records kept are the epochs that are multiples of a stride, which
+        doubles each time they would pass ``max_records``, and the newest epoch.
+        """
+        if self.records and self.records[-1]["epoch"] % self._stride:
+            self._drop([self.records.pop()])  # kept only while it was the newest
+        self.records.append(record)
+        if self.max_records is not None and len(self.records) > self.max_records:
+            self._stride *= 2
+            keep = [r["epoch"] % self._stride == 0 for r in self.records[:-1]]
+            self._drop([r for r, k in zip(self.records, keep) if not k])
+            self.records = [*(r for r, k in zip(self.records, keep) if k), record]
+
+    def _drop(self, records: list[dict]) -> None:
+        for r in records:
+            if math.isfinite(r["train_loss"]):
+                self._dropped_best = min(self._dropped_best, r["train_loss"])
+        reached = [e for e in (self._dropped_reached, self._first_reached(records)) if e]
+        self._dropped_reached = min(reached, default=None)
 
     def column(self, key: str, initial: bool = False) -> np.ndarray:
         """One measure over the epochs as an array (prefixed by epoch 0 if ``initial``)."""
@@ -113,14 +147,19 @@ class History:
         """The lowest finite training loss seen (the initial one included)."""
         losses = self.column("train_loss", initial=True)
         finite = losses[np.isfinite(losses)]
-        return float(finite.min()) if finite.size else math.nan
+        best = min(float(finite.min()) if finite.size else math.inf, self._dropped_best)
+        return best if math.isfinite(best) else math.nan
 
     @property
     def epochs_to_threshold(self) -> int | None:
         """The first epoch whose training loss is at or below the threshold."""
+        reached = [e for e in (self._dropped_reached, self._first_reached(self.records)) if e]
+        return min(reached, default=None)
+
+    def _first_reached(self, records: list[dict]) -> int | None:
         if self.loss_threshold is None:
             return None
-        for r in self.records:
+        for r in records:
             if r["train_loss"] <= self.loss_threshold:
                 return r["epoch"]
         return None
@@ -278,6 +317,7 @@ def fit(
     train_eval: str = "full",
     rng: np.random.Generator | None = None,
     record_order: bool = False,
+    max_records: int | None = None,
 ) -> History:
     """Train ``net`` in place by gradient descent and return its :class:`History`.
 
@@ -334,6 +374,9 @@ def fit(
         Put the epoch's permutation in each record as ``order`` (an int array
         of the sample indices in the order they were used; None for bgd), so the
         run can be replayed without reading this code.
+    max_records : int, optional
+        Keep at most this many records in the history (see :class:`History`);
+        the callback still sees every one.
 
     Returns
     -------
@@ -357,6 +400,7 @@ def fit(
             "loss_threshold": loss_threshold,
             "divergence_factor": divergence_factor,
             "train_eval": train_eval,
+            "max_records": max_records,
         },
     )
     lossfn, X, Y, X_val, Y_val = checked_data(net, loss, X, Y, X_val, Y_val)
@@ -378,7 +422,7 @@ def fit(
     m = n if variant == "bgd" else 1 if variant == "sgd" else min(int(batch_size), n)
     labels = match_labels(Y)
     running = train_eval == "running"
-    history = History(loss_threshold=loss_threshold, train_eval=train_eval)
+    history = History(loss_threshold=loss_threshold, train_eval=train_eval, max_records=max_records)
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         initial: dict = {"epoch": 0}
@@ -446,7 +490,7 @@ def fit(
             )
             if record_order:
                 record["order"] = order
-            history.records.append(record)
+            history.add(record)
             if not math.isfinite(train_loss) or train_loss > loss_limit:
                 history.diverged, history.stop_reason = True, "diverged"
             elif loss_threshold is not None and train_loss <= loss_threshold:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from bpexp.core import MLP, fit
-from bpexp.core.training import training_bytes
+from bpexp.core.training import History, training_bytes
 from tests.conftest import XOR_X, XOR_Y
 
 TOY3_X = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]], dtype=float)
@@ -487,3 +488,33 @@ def test_training_bytes_is_the_memory_fit_takes_within_a_factor_two(variant, upd
     tracemalloc.stop()
     estimate = training_bytes(sizes, dtype, n, variant, 32, update)
     assert 0.5 < peak / estimate < 2, (peak, estimate)
+
+
+def test_a_bounded_history_thins_evenly_and_keeps_every_epochs_summary():
+    def train(max_records):
+        net = MLP([2, 3, 1], seed=1)
+        return fit(net, XOR_X, XOR_Y, lr=2.0, epochs=3000, max_records=max_records)
+
+    def same(a: dict, b: dict) -> bool:  # seconds are the clock's
+        return {k: v for k, v in a.items() if k != "seconds"} == {
+            k: v for k, v in b.items() if k != "seconds"
+        }
+
+    full, kept = train(None), train(100)
+    assert len(full.records) == 3000
+    assert 50 <= len(kept.records) <= 100
+    assert same(kept.records[-1], full.records[-1])  # the last epoch is always kept
+    epochs = [r["epoch"] for r in kept.records[:-1]]  # evenly spaced, and the last
+    assert {b - a for a, b in itertools.pairwise([0, *epochs])} == {epochs[0]}
+    assert all(same(r, full.records[r["epoch"] - 1]) for r in kept.records)  # each one exact
+    # what is computed over every epoch is not changed by the thinning
+    assert kept.best_loss == full.best_loss and kept.final_loss == full.final_loss
+
+
+def test_a_bounded_history_remembers_what_it_dropped():
+    history = History(initial={"epoch": 0, "train_loss": 1.0}, loss_threshold=0.5, max_records=4)
+    for epoch, loss in enumerate([1.0, 0.3, 0.9, 0.45, 1.0, 1.0, 1.0, 1.0, 1.0, 0.8], start=1):
+        history.add({"epoch": epoch, "train_loss": loss})
+    assert len(history.records) <= 4 and history.records[-1]["epoch"] == 10
+    assert 2 not in [r["epoch"] for r in history.records]  # the best epoch was dropped...
+    assert history.best_loss == 0.3 and history.epochs_to_threshold == 2  # ...not forgotten
