@@ -6,6 +6,7 @@ the README for the configuration keys.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -319,6 +320,8 @@ def begin_job(cfg: DictConfig) -> Job:
         _announce_job(parent, hc.job.num, name)
     config = OmegaConf.to_container(cfg, resolve=True)
     config.pop("hydra", None)
+    if config["tracking"]["uri"]:  # logged as a param and in config.yaml: never its password
+        config["tracking"]["uri"] = masked(config["tracking"]["uri"])
     earlier = earlier_run(output_dir)  # a resumed sweep's job that did not finish
     tracker = RunTracker(
         output_dir,
@@ -428,6 +431,17 @@ def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
     try:
         return run_job(cfg)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            log.exception("job failed")
+            raise
+        # a full or read-only disk: one line naming the file, not a traceback
+        where = exc.filename or f"the job's files in {HydraConfig.get().runtime.output_dir}"
+        message = f"bpexp: error: cannot write {where}: {exc.strerror}"
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise SystemExit(message) from None
+        log.error("%s", message)
+        raise
     except (ConfigError, JobError, TrackingError) as exc:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             # one line, once: Hydra would repeat it after "Error executing job with
@@ -459,6 +473,8 @@ def main() -> None:
     now = datetime.now()
     os.environ["BPEXP_STAMP"] = f"{now:%Y-%m-%d}/{now:%H-%M-%S}-{secrets.token_hex(3)}"
     mask_passwords()  # Hydra prints each job's overrides: tracking.uri too
+    # a log file on a full disk: its handler's error is not another traceback
+    logging.raiseExceptions = False
     # MLflow's HTTP client retries 7 times with exponential back-off by default
     # (minutes); bpexp checks the server up front, so keep in-run retries short
     for key, value in (

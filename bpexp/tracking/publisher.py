@@ -188,6 +188,22 @@ class LivePoints:
         return self.sent
 
 
+def end_in_store(uri: str, run_id: str | None, status: str, error: str) -> bool:
+    """End a run in the store alone, its error as a tag (its files could not be
+    written).  Returns whether it could; never raises."""
+    if run_id is None:
+        return False
+    from mlflow.entities import RunTag
+
+    try:
+        client = client_for(uri)
+        client.log_batch(run_id, tags=[RunTag(ERROR_TAG, error[:5000])])
+        client.set_terminated(run_id, status)
+    except Exception:
+        return False
+    return True
+
+
 def process_alive(record: dict) -> bool:
     """Whether the process that wrote a job's ``run.json`` is still running (on another
     host: assumed not, as ``bpexp.sync`` is run once its job is over)."""

@@ -33,7 +33,7 @@ from bpexp.tracking.names import (
     PARENT_RUN_ID,
     WEIGHTS,
 )
-from bpexp.tracking.publisher import ENDED, LivePoints, publish, start_run
+from bpexp.tracking.publisher import ENDED, LivePoints, end_in_store, publish, start_run
 from bpexp.tracking.store import TrackingError, first_line, masked
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,11 @@ class RunTracker:
                 self._end(status, masked(message))
                 self._publish()
             except BaseException as inner:  # never mask the original error
-                log.warning("could not end run %s %s: %s", self.run_id, status, first_line(inner))
+                # its files could not be written (a full disk): the store still learns
+                # how the run ended, rather than showing it RUNNING for ever
+                if not end_in_store(self.uri, self.run_id, status, masked(message)):
+                    log.warning("could not end run %s %s: %s", self.run_id, status,
+                                first_line(inner))  # fmt: skip
             raise
 
 
