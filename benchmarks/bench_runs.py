@@ -46,8 +46,8 @@ def command(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> fl
 
 class TrackingClock:
     """Time spent inside the job's tracking calls: the tracker's creation (run
-    start, params), its per-epoch callback (metric batches) and ``finish`` (summary,
-    artifacts, figure, run end, including any wait for the tracking process)."""
+    start, params, config.yaml), its per-epoch callback (history.csv, live points)
+    and ``finish`` (summary, weights, figure, publishing)."""
 
     def __init__(self) -> None:
         from bpexp import tracking
