@@ -79,7 +79,7 @@ TRACKING_OPTIONS: Table = {
     "experiment": [str],
     "max_points": [Interval(int, 2), None],
     "log_weights": [bool],
-    "log_figure": [Options((True, False, "auto"))],
+    "log_figure": [],  # true, false or auto: checked in validate
 }
 #: a study's ``report:`` node, read by ``python -m bpexp.report`` (values checked there)
 REPORT_KEYS = ("title", "target", "x", "group_by")
@@ -176,9 +176,10 @@ def validate(cfg: DictConfig) -> None:
                 "must be a list of integers >= 1, e.g. [10,20,30], or null",
                 sizes,
             )
-    progress = _get(cfg, "trainer.progress")
-    if progress not in (True, False, "auto"):
-        _fail("trainer.progress", "must be true, false or auto", progress)
+    for key in ("trainer.progress", "tracking.log_figure"):
+        value = _get(cfg, key)
+        if value not in (True, False, "auto") or (value in (0, 1) and not isinstance(value, bool)):
+            _fail(key, "must be true, false or auto", value)
 
     resolve_auto(cfg)
     try:

@@ -186,7 +186,7 @@ class RunTracker:
             if not killed:
                 message = f"{type(exc).__name__}: {exc}"
             else:  # Ctrl-C, or a signal handled as it is (its exception says which)
-                message = f"interrupted ({exc or 'Ctrl-C'})"
+                message = f"interrupted ({exc})" if str(exc) else "interrupted (Ctrl-C)"
             try:
                 write_atomic(self.files / ERROR, masked("".join(traceback.format_exception(exc))))
                 self._write_results(None)
