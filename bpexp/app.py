@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bpexp import tracking
+from bpexp import signals, tracking
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
@@ -219,18 +219,25 @@ def fit_options(cfg: DictConfig, data: Dataset) -> dict:
     )
 
 
-def train(cfg: DictConfig, callback=None) -> tuple[Dataset, MLP, History, float]:
+def train(cfg: DictConfig, callback=None, built=None) -> tuple[Dataset, MLP, History, float]:
     """Load the data, build the network and train it as a validated ``cfg`` says.
 
     Returns the data set, the trained network, its history and the seconds
-    :func:`bpexp.core.fit` took.  Nothing here is tracked.
+    :func:`bpexp.core.fit` took.  Nothing here is tracked.  ``built``, if given, is
+    called with the network before it is trained.
     """
     data, net, rng = build(cfg)
+    if built is not None:
+        built(net)
     t0 = time.perf_counter()
     history = fit(
         net, data.X_train, data.y_train, rng=rng, callback=callback, **fit_options(cfg, data)
     )
     return data, net, history, time.perf_counter() - t0
+
+
+#: the runs this process stopped on Ctrl-C or SIGTERM (each said where its files are)
+_RUNS_STOPPED: list[str | None] = []
 
 
 @dataclass
@@ -312,30 +319,54 @@ def end_job(job: Job, data: Dataset, net: MLP, history: History, wall: float) ->
 
 
 def run_job(cfg: DictConfig) -> float:
-    """Train one network as ``cfg`` says and track it; returns the final training loss."""
+    """Train one network as ``cfg`` says and track it; returns the final training loss.
+
+    Stopped (Ctrl-C, SIGTERM), the run ends KILLED with its files written, and one
+    line says where they are.
+    """
     job = begin_job(cfg)
-    with job.tracker.guard():
-        progress = _progress(cfg, job.multirun)
-        callback = job.tracker.on_epoch
-        if progress is not None:
-
-            def callback(record: dict) -> None:
-                job.tracker.on_epoch(record)
-                progress(record)
-
-        try:
-            data, net, history, wall = train(cfg, callback)
-        finally:
+    try:
+        with job.tracker.guard():
+            progress = _progress(cfg, job.multirun)
+            callback = job.tracker.on_epoch
             if progress is not None:
-                progress.close()
-        return end_job(job, data, net, history, wall)
+
+                def callback(record: dict) -> None:
+                    job.tracker.on_epoch(record)
+                    progress(record)
+
+            def built(net: MLP) -> None:
+                job.tracker.net = net  # its weights are saved if the run is stopped
+
+            try:
+                data, net, history, wall = train(cfg, callback, built)
+            finally:
+                if progress is not None:
+                    progress.close()
+            return end_job(job, data, net, history, wall)
+    except KeyboardInterrupt as exc:
+        _RUNS_STOPPED.append(job.tracker.run_id)
+        log.warning(
+            "run %s (%s) KILLED, %s; its history and weights are in %s",
+            job.tracker.run_id,
+            job.name,
+            signals.reason(exc),
+            tracking.artifact_dir(job.tracker.output_dir),
+        )
+        raise
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
+    signals.install()  # in a worker process started by fork + exec: its first job
+    stopped = None
     try:
-        return run_job(cfg)
+        with signals.job():
+            return run_job(cfg)
+    except KeyboardInterrupt as exc:
+        stopped = exc
+        raise
     except (ConfigError, JobError, tracking.TrackingUnavailable) as exc:
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             # one line, once: Hydra would repeat it after "Error executing job with
@@ -351,6 +382,10 @@ def _hydra_main(cfg: DictConfig) -> float:
         hc = HydraConfig.get()
         if hc.mode == RunMode.MULTIRUN:
             tracking.note_job_ended(hc.sweep.dir, started)
+        if stopped is not None and signals.is_worker():
+            # never back to the pool, which would start the next job: the launcher,
+            # stopped too, ends this process once every worker's run is saved
+            signals.linger(signals.signal_of(stopped))
 
 
 def main() -> None:
@@ -358,8 +393,10 @@ def main() -> None:
 
     Hydra does not call ``on_multirun_end`` when a job failed, so the parent run
     a multirun created is closed here whatever happened: FINISHED only when every
-    job finished, FAILED otherwise, KILLED on Ctrl-C.
+    job finished, FAILED otherwise, KILLED on Ctrl-C or SIGTERM, after which the
+    process dies of that signal (see :mod:`bpexp.signals`).
     """
+    signals.install(launcher=True)
     _refuse_old_forms(sys.argv[1:])
     _refuse_unknown_choices(sys.argv[1:])
     os.environ["BPEXP_LAUNCH_DIR"] = os.getcwd()
@@ -383,20 +420,26 @@ def main() -> None:
     ):
         os.environ.setdefault(key, value)
     tracking.git_commit()
-    status = "FAILED"
+    status, said = "FAILED", False
     started = time.monotonic()
     try:
-        _hydra_main()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except SystemExit as exc:
-        status = "FINISHED" if exc.code in (0, None) else "FAILED"
-        raise
-    finally:
-        tracking.close_parent(status)
-        _say_where_the_sweep_is(time.monotonic() - started)
+        try:
+            _hydra_main()
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except SystemExit as exc:
+            status = "FINISHED" if exc.code in (0, None) else "FAILED"
+            raise
+        finally:
+            with signals.deferred():
+                tracking.close_parent(status)
+                said = _say_where_the_sweep_is(time.monotonic() - started)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: a line, not a traceback
+        if not (said or _RUNS_STOPPED):
+            print(f"bpexp: {signals.reason(exc)}", file=sys.stderr)
+        signals.exit_by(exc)
 
 
 def _refuse_old_forms(args: list[str]) -> None:
@@ -441,16 +484,17 @@ def _refuse_unknown_choices(args: list[str]) -> None:
                 )
 
 
-def _say_where_the_sweep_is(seconds: float) -> None:
+def _say_where_the_sweep_is(seconds: float) -> bool:
     """Print, once a sweep has ended, its parent run, UI link and report command on
-    stderr, and keep them in ``SWEEP_DIR/sweep.log``.
+    stderr, and keep them in ``SWEEP_DIR/sweep.log``.  Returns whether there was a
+    sweep to say it of.
 
     Not through logging: after the basic launcher's jobs, the logging handlers
     are the last job's (its log file).
     """
     record, tracking.ENDED_PARENT = tracking.ENDED_PARENT, None
     if record is None:
-        return
+        return False
     lines = [f"bpexp: {line}" for line in tracking.sweep_summary(record, seconds)]
     print("\n".join(lines), file=sys.stderr, flush=True)
     try:
@@ -458,3 +502,4 @@ def _say_where_the_sweep_is(seconds: float) -> None:
             fh.write(f"{datetime.now():%Y-%m-%d %H:%M:%S}\n" + "\n".join(lines) + "\n")
     except OSError as exc:
         print(f"bpexp: could not write sweep.log: {exc}", file=sys.stderr)
+    return True

@@ -39,6 +39,8 @@ from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from bpexp import signals
+
 log = logging.getLogger(__name__)
 
 PARENT_FILE = ".bpexp-parent.json"
@@ -338,7 +340,12 @@ def _serve_client(uri: str, conn) -> None:
 
     from mlflow.exceptions import MlflowException
 
+    # Ctrl-C and SIGTERM are the job's to handle (it marks the run KILLED through
+    # this process): a SIGTERM sent to the whole process group (SLURM, timeout) must
+    # not end it first; it dies with the job instead, even when the job is SIGKILLed
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signals.die_with_parent(signal.SIGKILL)
     client = client_for(uri)
     while True:
         try:
@@ -495,6 +502,8 @@ class RunTracker:
         self.last_flush = time.monotonic()
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        #: the network being trained, once built: a stopped run saves its weights
+        self.net = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpexp-tracking")
         self._futures: list[Future] = []
         flat = {**flatten(cfg), **(extra_params or {})}
@@ -686,33 +695,40 @@ class RunTracker:
 
     @contextmanager
     def guard(self):
-        """End the run FAILED (error in a tag) or KILLED (Ctrl-C), flushing what was
-        logged so far, then re-raise."""
+        """End the run FAILED (error in a tag) or KILLED (Ctrl-C, SIGTERM), flushing
+        what was logged so far (and the weights of :attr:`net`), then re-raise.
+
+        The cleanup is not interrupted by a second Ctrl-C or SIGTERM (see
+        :func:`bpexp.signals.deferred`).
+        """
         try:
             yield self
         except BaseException as exc:
-            if self.broken is not None:  # tracking itself failed: nothing more to send
-                self.close()
-                raise
-            status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            message = (
-                "interrupted (Ctrl-C)" if status == "KILLED" else f"{type(exc).__name__}: {exc}"
-            )
-            try:
-                self.flush(tags={"error": message[:5000]})
-                out = self._write_artifacts(error="".join(traceback.format_exception(exc)))
-                self._submit(self._log_artifacts, out)
-                self.wait()
-            except BaseException as inner:  # never mask the original error
-                log.warning("could not log the failure of run %s: %s", self.run_id, inner)
-            finally:
-                try:
-                    if self.run_id is not None:
-                        self.client.set_terminated(self.run_id, status)
-                except Exception as inner:
-                    log.warning("could not mark run %s %s: %s", self.run_id, status, inner)
-                self.close()
+            with signals.deferred():
+                self._end_stopped(exc)
             raise
+
+    def _end_stopped(self, exc: BaseException) -> None:
+        if self.broken is not None:  # tracking itself failed: nothing more to send
+            self.close()
+            return
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        message = signals.reason(exc) if status == "KILLED" else f"{type(exc).__name__}: {exc}"
+        try:
+            self.flush(tags={"error": message[:5000]})
+            error = "".join(traceback.format_exception(exc))
+            out = self._write_artifacts(net=self.net, error=error)
+            self._submit(self._log_artifacts, out)
+            self.wait()
+        except BaseException as inner:  # never mask the original error
+            log.warning("could not log the failure of run %s: %s", self.run_id, inner)
+        finally:
+            try:
+                if self.run_id is not None:
+                    self.client.set_terminated(self.run_id, status)
+            except Exception as inner:
+                log.warning("could not mark run %s %s: %s", self.run_id, status, inner)
+            self.close()
 
 
 # ------------------------------------------------------------------ sweeps
