@@ -4,9 +4,10 @@ and no process of bpexp outlives the command that started it.
 - SIGINT (Ctrl-C) raises ``KeyboardInterrupt`` and SIGTERM (``kill PID``, ``timeout``,
   SLURM's time limit and preemption) raises :class:`Terminated`, a ``KeyboardInterrupt``:
   both stop the current run the same way.  The run's cleanup is not interrupted
-  (:func:`deferred`), and neither is the way to it: for :data:`GRACE` seconds after one
-  raised, the next ones are held back.  (Later, one raises again: an interrupt raised
-  where Python ignores exceptions, such as a garbage collector's callback, is lost.)
+  (:func:`deferred`), and neither is the way to it: once one has raised, the next ones
+  are held back.  Until the cleanup begins, the interrupt is raised again every
+  :data:`RETRY` seconds: one raised where Python ignores exceptions (a garbage
+  collector's callback, such as SQLAlchemy's) would otherwise be lost.
 - A process bpexp forks (a joblib worker, a tracking process) gets SIGTERM when the process
   that forked it dies, even by SIGKILL or the OOM killer (Linux's ``PR_SET_PDEATHSIG``).
 - A launching process that is stopped first stops its workers (SIGTERM) and waits until
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import math
 import os
 import signal
 import sys
@@ -40,9 +42,9 @@ STOP_WAIT = 60.0
 #: a worker's process name once its run has ended (``ps -o comm``): the launcher's signal
 #: that nothing is left to lose in it (see :func:`linger`)
 STOPPED_NAME = b"bpexp-stopped"
-#: seconds after an interrupt during which the next ones are held back, so that none lands
-#: between the raise and the cleanup it leads to (a few bytecodes later)
-GRACE = 2.0
+#: seconds after which an interrupt that led to no cleanup (:func:`deferred`) is raised
+#: again: far longer than the way from the raise to the cleanup takes
+RETRY = 2.0
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 _SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
@@ -73,8 +75,12 @@ _role: str | None = None
 _parent_pid: int | None = None
 #: whether a worker is running a job (outside one, a signal makes it linger at once)
 _in_job = False
-#: when the last interrupt was raised (``time.monotonic()``): the process is stopping
-_stopping: float | None = None
+#: the signal that stopped the process, once one has raised
+_stopping: int | None = None
+#: when it was last raised (``time.monotonic()``)
+_raised_at = 0.0
+#: whether a cleanup (:func:`deferred`) has begun since
+_acknowledged = False
 #: depth of :func:`deferred` sections
 _deferring = 0
 #: the first signal held back (by a deferred section or because the process is stopping)
@@ -86,7 +92,10 @@ _exit_signal: int | None = None
 
 def _on_signal(signum: int, frame) -> None:
     global _pending, _noted
-    if _deferring or (_stopping is not None and time.monotonic() - _stopping < GRACE):
+    if _stopping is not None and not (_deferring or _acknowledged):
+        if time.monotonic() - _raised_at >= RETRY:
+            _raise(_stopping)  # the last raise led nowhere: it was lost
+    if _deferring or _stopping is not None:
         if _pending is None:
             _pending = signum
         if signum == signal.SIGINT and not _noted:
@@ -102,11 +111,36 @@ def _on_signal(signum: int, frame) -> None:
 
 def _raise(signum: int) -> None:
     """Stop: this process's workers first, then the run in progress here."""
-    global _stopping
-    _stopping = time.monotonic()
-    stop_children()
-    _stopping = time.monotonic()  # the grace counts from the raise
+    global _stopping, _raised_at
+    if _stopping is None:
+        _stopping = signum
+        stop_children()
+        threading.Thread(target=_retry, name="bpexp-stop", daemon=True).start()
+    _raised_at = time.monotonic()
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _retry() -> None:
+    """Signal the main thread again until a cleanup has begun (see :func:`_on_signal`)."""
+    main = threading.main_thread().ident
+    while True:
+        if time.monotonic() - _raised_at < RETRY:
+            time.sleep(0.1)
+        elif _acknowledged or _deferring or signal.getsignal(_stopping) is not _on_signal:
+            return
+        else:
+            signal.pthread_kill(main, _stopping)
+            time.sleep(0.1)  # for the main thread to run the handler
+
+
+def _unraisable(unraisable) -> None:
+    """``sys.unraisablehook``: an interrupt Python had to ignore is raised again at once,
+    and not shown (see the module docstring); anything else is shown as Python would."""
+    global _raised_at
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _stopping is not None:
+        _raised_at = -math.inf
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _main_thread() -> bool:
@@ -131,14 +165,16 @@ def install(launcher: bool = False) -> None:
     elif _role is None:
         _role, _parent_pid = "worker", os.getppid()
         die_with_parent(signal.SIGTERM)
+    sys.unraisablehook = _unraisable
     for signum in STOP_SIGNALS:
         if signal.getsignal(signum) not in (signal.SIG_IGN, _on_signal):
             signal.signal(signum, _on_signal)
 
 
 def _after_fork_in_child() -> None:
-    global _role, _parent_pid, _in_job, _stopping, _deferring, _pending, _noted
-    _role, _in_job, _stopping, _deferring, _pending, _noted = "worker", False, None, 0, None, False
+    global _role, _parent_pid, _in_job, _stopping, _acknowledged, _deferring, _pending, _noted
+    _role, _in_job, _deferring, _pending, _noted = "worker", False, 0, None, False
+    _stopping, _acknowledged = None, False
     _parent_pid = os.getppid()
     die_with_parent(signal.SIGTERM)
 
@@ -183,10 +219,11 @@ def deferred():
     For cleanup that must end: a run's files and its final status.  Outside the main
     thread, where no signal handler runs, it does nothing.
     """
-    global _deferring, _pending
+    global _deferring, _pending, _acknowledged
     if not _main_thread():
         yield
         return
+    _acknowledged = _stopping is not None
     _deferring += 1
     try:
         yield
