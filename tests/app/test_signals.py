@@ -42,8 +42,8 @@ MARK = "BPEXP_TEST_SIGNALS"
 class Command:
     """``python -m bpexp ARGS`` in a session of its own, its output in files."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
-        self.tmp, self.mark = tmp, uuid.uuid4().hex
+    def __init__(self, tmp: Path, mark: str, *args: str) -> None:
+        self.tmp, self.mark = tmp, mark
         self.uri = f"sqlite:///{tmp}/mlflow.db"
         self.out, self.err = tmp / "stdout.txt", tmp / "stderr.txt"
         with open(self.out, "w") as out, open(self.err, "w") as err:
@@ -131,6 +131,21 @@ def _check_killed(run, why: str) -> None:
     _check_files(Path(run.data.tags["hydra.output_dir"]) / "artifacts")
 
 
+@pytest.fixture
+def command(tmp_path):
+    """Start :class:`Command` s; whatever they leave running is killed after the test."""
+    mark = uuid.uuid4().hex
+    started: list[Command] = []
+
+    def start(*args: str) -> Command:
+        started.append(Command(tmp_path, mark, *args))
+        return started[-1]
+
+    yield start
+    for cmd in started:
+        cmd.kill_all()
+
+
 WHY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
@@ -139,8 +154,8 @@ WHY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTE
     [(signal.SIGINT, True), (signal.SIGTERM, False)],
     ids=["ctrl-c", "kill-pid"],
 )
-def test_a_stopped_run_ends_killed_with_its_files_and_one_line(tmp_path, signum, group):
-    cmd = Command(tmp_path, *LONG)
+def test_a_stopped_run_ends_killed_with_its_files_and_one_line(command, signum, group):
+    cmd = command(*LONG)
     cmd.training()
     cmd.signal(signum, group)
     code = cmd.wait()
@@ -155,8 +170,8 @@ def test_a_stopped_run_ends_killed_with_its_files_and_one_line(tmp_path, signum,
     assert cmd.survivors() == []
 
 
-def test_ctrl_c_again_during_the_cleanup_loses_nothing(tmp_path):
-    cmd = Command(tmp_path, *LONG)
+def test_ctrl_c_again_during_the_cleanup_loses_nothing(command):
+    cmd = command(*LONG)
     cmd.training()
     time.sleep(3)  # a longer history: its file and figure take a while to write
     cmd.signal(signal.SIGINT, group=True)
@@ -175,8 +190,8 @@ def test_ctrl_c_again_during_the_cleanup_loses_nothing(tmp_path):
     assert cmd.survivors() == []
 
 
-def test_a_job_killed_by_sigkill_leaves_no_process_behind(tmp_path):
-    cmd = Command(tmp_path, *LONG)
+def test_a_job_killed_by_sigkill_leaves_no_process_behind(command):
+    cmd = command(*LONG)
     cmd.training()
     assert len(cmd.processes()) >= 1
     cmd.signal(signal.SIGKILL, group=False)  # as the OOM killer does: the job alone
@@ -189,8 +204,8 @@ def test_a_job_killed_by_sigkill_leaves_no_process_behind(tmp_path):
     [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
     ids=["ctrl-c", "kill-launcher", "slurm"],
 )
-def test_a_stopped_joblib_sweep_ends_every_run_killed_and_its_workers(tmp_path, signum, group):
-    cmd = Command(tmp_path, *JOBLIB, *LONG)
+def test_a_stopped_joblib_sweep_ends_every_run_killed_and_its_workers(command, signum, group):
+    cmd = command(*JOBLIB, *LONG)
     cmd.training(jobs=2)
     cmd.signal(signum, group)
     code = cmd.wait()
@@ -209,8 +224,8 @@ def test_a_stopped_joblib_sweep_ends_every_run_killed_and_its_workers(tmp_path, 
     assert cmd.survivors() == []
 
 
-def test_a_joblib_launcher_killed_by_sigkill_takes_its_workers_with_it(tmp_path):
-    cmd = Command(tmp_path, *JOBLIB, *LONG)
+def test_a_joblib_launcher_killed_by_sigkill_takes_its_workers_with_it(command):
+    cmd = command(*JOBLIB, *LONG)
     cmd.training(jobs=2)
     cmd.signal(signal.SIGKILL, group=False)
     assert cmd.wait() == -signal.SIGKILL
@@ -221,8 +236,8 @@ def test_a_joblib_launcher_killed_by_sigkill_takes_its_workers_with_it(tmp_path)
         _check_killed(run, WHY[signal.SIGTERM])
 
 
-def test_sigterm_stops_a_sweep_of_the_basic_launcher_after_its_current_job(tmp_path):
-    cmd = Command(tmp_path, "-m", "seed=0,1", *LONG)
+def test_sigterm_stops_a_basic_launcher_sweep_at_its_current_job(command):
+    cmd = command("-m", "seed=0,1", *LONG)
     cmd.training()
     cmd.signal(signal.SIGTERM, group=True)
     assert cmd.wait() == -signal.SIGTERM, cmd.output()[-3000:]
