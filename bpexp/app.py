@@ -359,7 +359,9 @@ def run_job(cfg: DictConfig) -> float:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
-    signals.install()  # in a worker process started by fork + exec: its first job
+    # a no-op but in a worker process started by fork + exec (loky's own start), whose
+    # first job installs the handlers that main() installed in the launcher
+    signals.install()
     stopped = None
     try:
         with signals.job():

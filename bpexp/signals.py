@@ -8,8 +8,9 @@ and no process of bpexp outlives the command that started it.
   are held back.  Until the cleanup begins, the interrupt is raised again every
   :data:`RETRY` seconds: one raised where Python ignores exceptions (a garbage
   collector's callback, such as SQLAlchemy's) would otherwise be lost.
-- A process bpexp forks (a joblib worker, a tracking process) gets SIGTERM when the process
-  that forked it dies, even by SIGKILL or the OOM killer (Linux's ``PR_SET_PDEATHSIG``).
+- A process bpexp forks (a joblib worker) gets SIGTERM when the process that forked it
+  dies, even by SIGKILL or the OOM killer (Linux's ``PR_SET_PDEATHSIG``), and ends its
+  run as on SIGTERM; see :func:`die_with_parent`.
 - A launching process that is stopped first stops its workers (SIGTERM) and waits until
   each has ended its run (:func:`linger`), so that joblib's own abort, which kills them with
   SIGKILL, finds nothing left to lose.
@@ -37,7 +38,7 @@ from pathlib import Path
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: how long a launcher waits for its workers to end their runs, and a stopped worker
 #: for its launcher to end it (seconds): a run's cleanup writes a few files and makes a
-#: few calls to the store, whose HTTP client times out sooner than this
+#: few calls to the store, seconds when the store answers
 STOP_WAIT = 60.0
 #: a worker's process name once its run has ended (``ps -o comm``): the launcher's signal
 #: that nothing is left to lose in it (see :func:`linger`)

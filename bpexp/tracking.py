@@ -709,6 +709,7 @@ class RunTracker:
             raise
 
     def _end_stopped(self, exc: BaseException) -> None:
+        """End the run FAILED or KILLED by ``exc``, with its files (see :meth:`guard`)."""
         if self.broken is not None:  # tracking itself failed: nothing more to send
             self.close()
             return
