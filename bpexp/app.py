@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -324,9 +325,14 @@ def run_job(cfg: DictConfig) -> float:
     Stopped (Ctrl-C, SIGTERM), the run ends KILLED with its files written, and one
     line says where they are.
     """
-    job = begin_job(cfg)
+    job = None
     try:
-        with job.tracker.guard():
+        with ExitStack() as stack:
+            # a signal while the run is being created is held until its guard can
+            # end it KILLED (else the new run would be left RUNNING)
+            with signals.deferred():
+                job = begin_job(cfg)
+                stack.enter_context(job.tracker.guard())
             progress = _progress(cfg, job.multirun)
             callback = job.tracker.on_epoch
             if progress is not None:
@@ -345,6 +351,8 @@ def run_job(cfg: DictConfig) -> float:
                     progress.close()
             return end_job(job, data, net, history, wall)
     except KeyboardInterrupt as exc:
+        if job is None:  # stopped before its run existed
+            raise
         _RUNS_STOPPED.append(job.tracker.run_id)
         log.warning(
             "run %s (%s) KILLED, %s; its history and weights are in %s",

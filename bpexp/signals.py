@@ -99,7 +99,7 @@ def _on_signal(signum: int, frame) -> None:
     if _deferring or _stopping is not None:
         if _pending is None:
             _pending = signum
-        if signum == signal.SIGINT and not _noted:
+        if signum == signal.SIGINT and _stopping is not None and not _noted:
             # a person pressing Ctrl-C again: say why nothing happens (os.write: the
             # handler may run in the middle of a print to stderr)
             _noted = True

@@ -52,13 +52,15 @@ class Command:
                 stdout=out, stderr=err, start_new_session=True,
             )  # fmt: skip
 
-    def training(self, jobs: int = 1, timeout: float = 180) -> None:
-        """Wait until ``jobs`` jobs have logged a progress line (they are training)."""
+    def training(self, jobs: int = 1, timeout: float = 180) -> int:
+        """Wait until ``jobs`` jobs have logged a progress line (they are training);
+        returns the highest epoch such a line has reported."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             logs = [p.read_text() for p in self.tmp.glob("*/**/bpexp.log")]
-            if sum(bool(re.search(r"epoch \d+ of", text)) for text in logs) >= jobs:
-                return
+            epochs = [re.findall(r"epoch (\d+) of", text) for text in logs]
+            if sum(bool(found) for found in epochs) >= jobs:
+                return max(int(e) for found in epochs for e in found)
             assert self.proc.poll() is None, self.output()
             time.sleep(0.2)
         self.kill_all()
@@ -123,12 +125,16 @@ def _check_files(directory: Path) -> int:
     return len(body)
 
 
-def _check_killed(run, why: str) -> None:
-    """A child run ended KILLED, saying why, with its history and weights in the store."""
+def _check_killed(run, why: str) -> int:
+    """A run ended KILLED, saying why, with its history and weights in the store and in
+    its output directory; returns the number of epochs in its history."""
     assert run.info.status == "KILLED", run.info
     assert run.data.tags["error"] == why
-    _check_files(Path(urlparse(run.info.artifact_uri).path))  # the store's copy
-    _check_files(Path(run.data.tags["hydra.output_dir"]) / "artifacts")
+    stored = Path(urlparse(run.info.artifact_uri).path)
+    kept = Path(run.data.tags["hydra.output_dir"]) / "artifacts"
+    assert (stored / "history.csv").read_text() == (kept / "history.csv").read_text()
+    _check_files(kept)
+    return _check_files(stored)
 
 
 @pytest.fixture
@@ -156,14 +162,15 @@ WHY = {signal.SIGINT: "interrupted (Ctrl-C)", signal.SIGTERM: "terminated (SIGTE
 )
 def test_a_stopped_run_ends_killed_with_its_files_and_one_line(command, signum, group):
     cmd = command(*LONG)
-    cmd.training()
+    reported = cmd.training()
     cmd.signal(signum, group)
     code = cmd.wait()
     output = cmd.output()
     assert code == -signum, output[-3000:]  # died of its signal: the shell says 130 / 143
     assert "Traceback" not in output, output[-3000:]
     (run,) = runs(cmd.uri)
-    _check_killed(run, WHY[signum])
+    # every epoch trained before the signal is in its history
+    assert _check_killed(run, WHY[signum]) > reported
     out = Path(run.data.tags["hydra.output_dir"]) / "artifacts"
     (line,) = [line for line in output.splitlines() if "KILLED" in line]
     assert run.info.run_id in line and WHY[signum] in line and str(out) in line
