@@ -116,7 +116,8 @@ def _raise(signum: int) -> None:
     if _stopping is None:
         _stopping = signum
         stop_children()
-        threading.Thread(target=_retry, name="bpexp-stop", daemon=True).start()
+        if hasattr(signal, "pthread_kill"):  # POSIX
+            threading.Thread(target=_retry, name="bpexp-stop", daemon=True).start()
     _raised_at = time.monotonic()
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
@@ -161,7 +162,8 @@ def install(launcher: bool = False) -> None:
         return
     if _role is None and launcher:
         _role = "launcher"
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        if hasattr(os, "register_at_fork"):  # POSIX
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         atexit.register(_die_at_exit)  # registered early: among the last to run
     elif _role is None:
         _role, _parent_pid = "worker", os.getppid()
