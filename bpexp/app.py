@@ -13,6 +13,7 @@ import os
 import secrets
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bpexp import callbacks
+from bpexp import callbacks, signals
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
@@ -405,32 +406,66 @@ def _publish_ended(output_dir: Path, cfg: DictConfig, hc) -> dict | None:
 
 
 def run_job(cfg: DictConfig) -> float:
-    """Train one network as ``cfg`` says and track it; returns the final training loss."""
+    """Train one network as ``cfg`` says and track it; returns the final training loss.
+
+    Stopped (Ctrl-C, SIGTERM), the run ends KILLED with its files written, and one
+    line says where they are.
+    """
     if (final := finished_before(cfg)) is not None:
         return final
-    job = begin_job(cfg)
-    with job.tracker.guard():
-        progress = _progress(cfg, job.multirun)
-        callback = job.tracker.on_epoch
-        if progress is not None:
-
-            def callback(record: dict) -> None:
-                job.tracker.on_epoch(record)
-                progress(record)
-
-        try:
-            data, net, history, wall = train(cfg, callback, keep=job.tracker.keep)
-        finally:
+    job = None
+    try:
+        with ExitStack() as stack:
+            # a signal while the run is being created is held until its guard can
+            # end it KILLED (else the new run would be left RUNNING)
+            with signals.deferred():
+                job = begin_job(cfg)
+                stack.enter_context(job.tracker.guard())
+            progress = _progress(cfg, job.multirun)
+            callback = job.tracker.on_epoch
             if progress is not None:
-                progress.close()
-        return end_job(job, data, net, history, wall)
+
+                def callback(record: dict) -> None:
+                    job.tracker.on_epoch(record)
+                    progress(record)
+
+            try:
+                data, net, history, wall = train(cfg, callback, keep=job.tracker.keep)
+            finally:
+                if progress is not None:
+                    progress.close()
+            return end_job(job, data, net, history, wall)
+    except KeyboardInterrupt as exc:
+        if job is None:  # stopped before its run existed
+            raise
+        _RUNS_STOPPED.append(job.tracker.run_id)
+        log.warning(
+            "run %s (%s) KILLED, %s; its history and weights are in %s",
+            job.tracker.run_id,
+            job.name,
+            signals.reason(exc),
+            job.tracker.files,
+        )
+        raise
+
+
+#: the runs this process saw stopped (Ctrl-C, SIGTERM): each said so in its own line
+_RUNS_STOPPED: list[str | None] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
+    # a no-op but in a worker process started by fork + exec (loky's own start), whose
+    # first job installs the handlers that main() installed in the launcher
+    signals.install()
+    stopped = None
     try:
-        return run_job(cfg)
+        with signals.job():
+            return run_job(cfg)
+    except KeyboardInterrupt as exc:
+        stopped = exc
+        raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             log.exception("job failed")
@@ -457,6 +492,10 @@ def _hydra_main(cfg: DictConfig) -> float:
         hc = HydraConfig.get()
         if hc.mode == RunMode.MULTIRUN:
             note_job_ended(hc.sweep.dir, started)
+        if stopped is not None and signals.is_worker():
+            # never back to the pool, which would start the next job: the launcher,
+            # stopped too, ends this process once every worker's run is saved
+            signals.linger(signals.signal_of(stopped))
 
 
 def main() -> None:
@@ -464,8 +503,10 @@ def main() -> None:
 
     Hydra does not call ``on_multirun_end`` when a job failed, so the parent run
     a multirun created is closed here whatever happened: FINISHED only when every
-    job finished, FAILED otherwise, KILLED on Ctrl-C.
+    job finished, FAILED otherwise, KILLED on Ctrl-C or SIGTERM, after which the
+    process dies of that signal (see :mod:`bpexp.signals`).
     """
+    signals.install(launcher=True)
     _refuse_old_forms(sys.argv[1:])
     _refuse_unknown_choices(sys.argv[1:])
     # One stamp per invocation, inherited by worker processes: sweep and run
@@ -486,20 +527,26 @@ def main() -> None:
         ("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true"),
     ):
         os.environ.setdefault(key, value)
-    status = "FAILED"
+    status, said = "FAILED", False
     started = time.monotonic()
     try:
-        _hydra_main()
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except SystemExit as exc:
-        status = "FINISHED" if exc.code in (0, None) else "FAILED"
-        raise
-    finally:
-        callbacks.close_parent(status)
-        _say_where_the_sweep_is(time.monotonic() - started)
+        try:
+            _hydra_main()
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        except SystemExit as exc:
+            status = "FINISHED" if exc.code in (0, None) else "FAILED"
+            raise
+        finally:
+            with signals.deferred():
+                callbacks.close_parent(status)
+                said = _say_where_the_sweep_is(time.monotonic() - started)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: a line, not a traceback
+        if not (said or _RUNS_STOPPED):
+            print(f"bpexp: {signals.reason(exc)}", file=sys.stderr)
+        signals.exit_by(exc)
 
 
 def _refuse_old_forms(args: list[str]) -> None:
@@ -544,7 +591,7 @@ def _refuse_unknown_choices(args: list[str]) -> None:
                 )
 
 
-def _say_where_the_sweep_is(seconds: float) -> None:
+def _say_where_the_sweep_is(seconds: float) -> bool:
     """Print, once a sweep has ended, its parent run, UI link and report command on
     stderr, and keep them in ``SWEEP_DIR/sweep.log``.
 
@@ -553,7 +600,7 @@ def _say_where_the_sweep_is(seconds: float) -> None:
     """
     record, callbacks.ENDED_PARENT = callbacks.ENDED_PARENT, None
     if record is None:
-        return
+        return False
     lines = [f"bpexp: {line}" for line in sweep_summary(record, seconds)]
     print("\n".join(lines), file=sys.stderr, flush=True)
     try:
@@ -561,3 +608,4 @@ def _say_where_the_sweep_is(seconds: float) -> None:
             fh.write(f"{datetime.now():%Y-%m-%d %H:%M:%S}\n" + "\n".join(lines) + "\n")
     except OSError as exc:
         print(f"bpexp: could not write sweep.log: {exc}", file=sys.stderr)
+    return True

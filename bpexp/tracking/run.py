@@ -15,6 +15,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from bpexp.signals import deferred, reason
 from bpexp.tracking.files import (
     HistoryWriter,
     artifact_dir,
@@ -181,24 +182,27 @@ class RunTracker:
         except TrackingError:
             raise  # the run's end was written; publishing it is what failed
         except BaseException as exc:
-            killed = isinstance(exc, KeyboardInterrupt)
-            status = "KILLED" if killed else "FAILED"
-            if not killed:
-                message = f"{type(exc).__name__}: {exc}"
-            else:  # Ctrl-C, or a signal handled as it is (its exception says which)
-                message = f"interrupted ({exc})" if str(exc) else "interrupted (Ctrl-C)"
-            try:
-                write_atomic(self.files / ERROR, masked("".join(traceback.format_exception(exc))))
-                self._write_results(None)
-                self._end(status, masked(message))
-                self._publish()
-            except BaseException as inner:  # never mask the original error
-                # its files could not be written (a full disk): the store still learns
-                # how the run ended, rather than showing it RUNNING for ever
-                if not end_in_store(self.uri, self.run_id, status, masked(message)):
-                    log.warning("could not end run %s %s: %s", self.run_id, status,
-                                first_line(inner))  # fmt: skip
+            with deferred():  # a second Ctrl-C or SIGTERM waits for the files
+                self._end_stopped(exc)
             raise
+
+    def _end_stopped(self, exc: BaseException) -> None:
+        """End the run FAILED or KILLED by ``exc``, with its files (see :meth:`guard`)."""
+        killed = isinstance(exc, KeyboardInterrupt)
+        status = "KILLED" if killed else "FAILED"
+        # Ctrl-C, or SIGTERM handled as it is (bpexp.signals.Terminated)
+        message = reason(exc) if killed else f"{type(exc).__name__}: {exc}"
+        try:
+            write_atomic(self.files / ERROR, masked("".join(traceback.format_exception(exc))))
+            self._write_results(None)
+            self._end(status, masked(message))
+            self._publish()
+        except BaseException as inner:  # never mask the original error
+            # its files could not be written (a full disk): the store still learns
+            # how the run ended, rather than showing it RUNNING for ever
+            if not end_in_store(self.uri, self.run_id, status, masked(message)):
+                log.warning("could not end run %s %s: %s", self.run_id, status,
+                            first_line(inner))  # fmt: skip
 
 
 def _json(value) -> str:

@@ -28,10 +28,16 @@ def bpexp(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedPr
     )
 
 
-def start_bpexp(*args: str, cwd: Path, **popen) -> subprocess.Popen:
-    """Start the real command, ``python -m bpexp ARGS``, in ``cwd``, in the background."""
+def start_bpexp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, **popen
+) -> subprocess.Popen:
+    """Start the real command, ``python -m bpexp ARGS``, in ``cwd``, in the background
+    (``env``: variables added to :func:`command_env`)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "bpexp", *args], cwd=cwd, env=command_env(), **popen
+        [sys.executable, "-m", "bpexp", *args],
+        cwd=cwd,
+        env={**command_env(), **(env or {})},
+        **popen,
     )
 
 
