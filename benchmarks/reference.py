@@ -2,7 +2,7 @@
 
     python benchmarks/reference.py [--jobs 3|48|128] [--no-figure] [--tracking-uri URI]
 
-It loops over the same configurations as ``python -m bpexp -m ...`` (``SWEEPS``:
+It loops over the same configurations as ``python -m bpexp -m ...`` (``_common.SWEEPS``:
 ``3`` is ``optimizer=bgd,sgd,mbgd``) on bpexp's XOR defaults, trains each with a
 hand-written loop (a 2-4-1 sigmoid network, MSE, Xavier-uniform weights drawn
 from the seed's generator, sgd and mbgd shuffled each epoch, stop at loss 0.01),
@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import yaml
+from _common import SWEEPS
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 Y = np.array([[0], [1], [1], [0]], dtype=float)
@@ -70,16 +71,6 @@ CHOICES = {
     "optimizer": "bgd", "update": "plain", "schedule": "constant", "model": "mlp",
     "trainer": "default", "dataset": "xor", "tracking": "default", "hydra": "default",
 }  # fmt: skip
-#: the sweeps, as ``python -m bpexp -m KEY=V1,V2 ...`` grids (the first key varies slowest)
-SWEEPS = {
-    "3": {"optimizer": ["bgd", "sgd", "mbgd"]},
-    "48": {
-        "optimizer": ["bgd", "sgd", "mbgd"],
-        "optimizer.lr": [0.5, 1.0, 2.0, 4.0],
-        "seed": [0, 1, 2, 3],
-    },
-    "128": {"seed": list(range(128))},
-}
 HISTORY_KEYS = ["train_loss", "train_accuracy", "grad_norm", "updates", "samples", "seconds"]
 
 
@@ -130,7 +121,8 @@ def sigmoid(z):
 
 
 def train(cfg: dict, log_point) -> tuple[list[dict], dict, str]:
-    """Train a 2-4-1 sigmoid network on XOR; ``log_point(record)`` at each epoch."""
+    """Train a 2-4-1 sigmoid network on XOR, calling ``log_point(record, last=...)``
+    after each epoch; returns the records, the weights and why training stopped."""
     lr, variant = cfg["optimizer"]["lr"], cfg["optimizer"]["variant"]
     epochs, threshold = cfg["trainer"]["epochs"], cfg["trainer"]["loss_threshold"]
     rng = np.random.default_rng(cfg["seed"])
