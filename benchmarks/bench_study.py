@@ -15,8 +15,9 @@ side by side, interleaved, each run in a fresh temporary directory:
 
 Each in a new SQLite store (``new``: the tables created by the command) and, with
 ``--stores new,existing``, in a copy of an empty store made beforehand.  Prints medians
-and minimums, the ratios against this checkout's basic launcher, the issues' targets
-(13 and 14) with PASS or FAIL, and where the reference script's time goes.
+and minimums, the ratios against this checkout's basic launcher, each command's CPU
+seconds (steadier than its wall time on a loaded machine), the issues' targets (13 and
+14) with PASS or FAIL by medians, and where the reference script's time goes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -83,7 +85,8 @@ def runs_by_status(db: Path) -> dict[str, int]:
 def timed_command(argv, pythonpath: Path, tmp: Path, store: Path | None, n_jobs: int, parts):
     """A function running ``argv`` in a new directory under ``tmp`` and returning its
     wall seconds, after checking it logged ``n_jobs`` child runs and their parent
-    FINISHED; the reference's own split of its time is appended to ``parts``."""
+    FINISHED.  It appends to ``parts`` the command's CPU seconds (``cpu``: on a loaded
+    machine they move less than the wall time) and the reference's own split of its time."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["PYTHONPATH"] = str(pythonpath)
 
@@ -91,21 +94,27 @@ def timed_command(argv, pythonpath: Path, tmp: Path, store: Path | None, n_jobs:
         cwd = Path(tempfile.mkdtemp(dir=tmp))
         if store is not None:
             shutil.copy(store, cwd / "mlflow.db")
-        t0 = time.perf_counter()
+        cpu0, t0 = cpu_of_children(), time.perf_counter()
         out = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_of_children() - cpu0
         if out.returncode:
             raise SystemExit(f"{' '.join(argv)} failed:\n{out.stderr[-2000:]}")
         status = runs_by_status(cwd / "mlflow.db")
         if status != {"FINISHED": n_jobs + 1}:
             raise SystemExit(f"{' '.join(argv)} logged {status}, not {n_jobs + 1} FINISHED runs")
         line = out.stderr.strip().splitlines()[-1]
-        if line.startswith("time: "):
-            parts.append({k: float(v) for k, v in (p.split("=") for p in line[6:].split())})
+        split = line[6:].split() if line.startswith("time: ") else []
+        parts.append({"cpu": cpu} | {k: float(v) for k, v in (p.split("=") for p in split)})
         shutil.rmtree(cwd, ignore_errors=True)
         return seconds
 
     return run
+
+
+def cpu_of_children() -> float:
+    """User and system seconds of the ended child processes (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def empty_store(tmp: Path) -> Path:
@@ -126,14 +135,15 @@ def baseline_worktree(ref: str, tmp: Path) -> Path:
 def report(jobs: str, store: str, times: dict[str, list[float]], parts: dict) -> None:
     n = len(next(iter(times.values())))
     print(f"\n## {jobs} jobs, {store} store ({n} repeats)\n")
-    print("| command | median s | min s | jobs/min at the median | median / bpexp's |")
-    print("|---|---|---|---|---|")
+    print("| command | median s | min s | jobs/min at the median | median / bpexp's | CPU s |")
+    print("|---|---|---|---|---|---|")
     base = times.get("bpexp")
     for label, ts in times.items():
         ratio = f"{med(ts) / med(base):.2f}" if base else ""
-        print(f"{row(label, ts, 60 * int(jobs), 'jobs/min')} {ratio} |")
+        cpu = med([p["cpu"] for p in parts[label]])
+        print(f"{row(label, ts, 60 * int(jobs), 'jobs/min')} {ratio} | {cpu:.2f} |")
     for label, split in parts.items():
-        if split:  # the reference's own timers, repeat by repeat
+        if "total" in split[0]:  # the reference's own timers, repeat by repeat
             for wall, s in zip(times[label], split):
                 s["rest of the script"] = s["total"] - sum(s[p] for p in REFERENCE_PARTS)
                 s["interpreter start-up and teardown"] = wall - s["total"]
@@ -166,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         if bad := set(value) - set(valid):
             raise SystemExit(f"{what}: {', '.join(sorted(bad))} is not one of {', '.join(valid)}")
     print(f"# A study's whole command\n\nPython {sys.version.split()[0]}; BLAS: {blas_info()}")
-    results: dict[tuple[str, str], dict[str, list[float]]] = {}
+    results: dict[tuple[str, str], tuple[dict, dict]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-study-") as d:
         tmp = Path(d)
         baseline = None if args.baseline == "none" else baseline_worktree(args.baseline, tmp)
@@ -186,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                         )
                         for label, (cmd, path) in cmds.items()
                     }  # fmt: skip
-                    results[jobs, store] = times = measure(fns, args.repeats)
+                    times = measure(fns, args.repeats)
+                    results[jobs, store] = times, parts
                     report(jobs, store, times, parts)
         finally:
             if baseline is not None:
@@ -195,17 +206,18 @@ def main(argv: list[str] | None = None) -> None:
                     check=False,
                 )
     print("\n## Targets (medians; a new store)\n")
-    print("| sweep | target | ratio by medians | by minimums | paired (median) | verdict |")
-    print("|---|---|---|---|---|---|")
+    print("| sweep | target | ratio by medians | by minimums | paired | CPU | verdict |")
+    print("|---|---|---|---|---|---|---|")
     for jobs, fast, slow, least, issue in TARGETS:
-        times = results.get((jobs, "new"), {})
+        times, parts = results.get((jobs, "new"), ({}, {}))
         if fast in times and slow in times:
             f, s = times[fast], times[slow]
             r = med(s) / med(f)
             paired = med([a / b for a, b in zip(s, f)])  # neighbours in time share the load
+            cpu = med([p["cpu"] for p in parts[slow]]) / med([p["cpu"] for p in parts[fast]])
             print(
                 f"| {jobs} jobs | {fast} >= {least}x faster than {slow} ({issue}) "
-                f"| {r:.2f} | {min(s) / min(f):.2f} | {paired:.2f} "
+                f"| {r:.2f} | {min(s) / min(f):.2f} | {paired:.2f} | {cpu:.2f} "
                 f"| {'PASS' if r >= least else 'FAIL'} |"
             )
 
