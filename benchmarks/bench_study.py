@@ -130,7 +130,9 @@ def empty_store(tmp: Path) -> Path:
 def baseline_worktree(ref: str, tmp: Path) -> Path:
     path = tmp / f"baseline-{ref}"
     git = ["git", "-C", str(ROOT), "worktree"]
-    subprocess.run([*git, "add", "--detach", str(path), ref], check=True, capture_output=True)
+    out = subprocess.run([*git, "add", "--detach", str(path), ref], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"--baseline {ref}: git worktree add failed: {out.stderr.strip()}")
     return path
 
 
