@@ -15,6 +15,18 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 #: the benchmarks' XOR job runs its whole 10,000-epoch budget (XOR's defaults stop at
 #: loss 0.01, after about a thousand epochs, which would time something else)
 XOR_JOB = ("trainer.epochs=10000", "trainer.loss_threshold=null")
+#: the XOR studies bench_study.py times, as ``python -m bpexp -m KEY=V1,V2 ...`` grids on
+#: XOR's defaults (the first key varies slowest, as Hydra's sweeper orders the jobs);
+#: reference.py runs the same jobs
+SWEEPS: dict[str, dict[str, list]] = {
+    "3": {"optimizer": ["bgd", "sgd", "mbgd"]},
+    "48": {
+        "optimizer": ["bgd", "sgd", "mbgd"],
+        "optimizer.lr": [0.5, 1.0, 2.0, 4.0],
+        "seed": [0, 1, 2, 3],
+    },
+    "128": {"seed": list(range(128))},
+}
 
 
 def blas_info() -> str:
