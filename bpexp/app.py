@@ -567,7 +567,13 @@ def group_choices() -> dict[str, list[str]]:
     """Each config group the defaults list of ``conf/config.yaml`` chooses from (but
     Hydra's own), and its options: the names of the files of ``conf/GROUP/``."""
     defaults = OmegaConf.load(CONF_DIR / "config.yaml").defaults
-    groups = [g for entry in defaults if isinstance(entry, DictConfig) for g in entry]
+    groups = [
+        g
+        for entry in defaults
+        if isinstance(entry, DictConfig)
+        for g in entry
+        if not g.startswith("override ")  # Hydra's own groups (hydra/sweeper)
+    ]
     return {
         g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in groups if g != "hydra"
     }
