@@ -210,6 +210,8 @@ class _Group:
     def run(self) -> list[JobReturn]:
         first, last = self.members[0].config.hydra.job, self.members[-1].config.hydra.job
         log.info("%s: %d jobs, #%d to #%d", self.label, len(self.members), first.num, last.num)
+        for m in self.members:  # here, in the launcher's logging: in no job's log file
+            _say_job(m.config)
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 1000 + FRAMES_PER_JOB * len(self.members)))
         try:
@@ -225,7 +227,6 @@ class _Group:
             self._train()
             return
         m = self.members[i]
-        _say_job(m.config)
         m.ret = run_job(
             hydra_context=self.hydra_context,
             task_function=functools.partial(self._task, i),
