@@ -24,6 +24,7 @@ its tracking) fails alone; the others of its group train without it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -87,8 +88,11 @@ def group_key(cfg: DictConfig) -> str | None:
     and the :data:`PER_JOB_KEYS`, as text; None when it does not resolve (the job
     then runs alone, and says why)."""
     try:
-        top = [k for k in cfg if k != "hydra"]
-        node = OmegaConf.to_container(OmegaConf.masked_copy(cfg, top), resolve=True)
+        node = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in cfg.items()
+            if k != "hydra"
+        }
     except Exception:
         return None
     for key in PER_JOB_KEYS:
@@ -123,6 +127,106 @@ def plan(configs: Sequence[DictConfig], max_group: int) -> list[list[int]]:
     return groups
 
 
+class Composer:
+    """A sweep's job configs, each composed once, the most by copying another's.
+
+    Hydra composes every job's config twice (the sweeper checks that each
+    composes, then the launcher composes it again to run it), each time its
+    whole defaults list.  Installed as the loader's ``load_sweep_config``
+    (:meth:`install`), this keeps what the sweeper's check composed for the
+    launcher (:meth:`take`); and a job whose overrides differ from an earlier
+    job's only in plain values (``key=value``, the same keys in the same order,
+    none choosing a config group, each value a number, string, boolean or
+    null) gets a copy of that job's config with its own values set as Hydra
+    sets command-line values (``_apply_overrides_to_config``, after the
+    defaults are composed, so the result is the same), and its own
+    ``hydra.overrides.task`` and ``hydra.job.override_dirname``.  Any other
+    job is composed by Hydra.
+    """
+
+    def __init__(self, loader) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.loader = loader
+        self.compose = loader.load_sweep_config
+        self.parser = OverridesParser.create()
+        #: the first composed config of each form of overrides (keys, fixed parts)
+        self.templates: dict[tuple, tuple[DictConfig, list]] = {}
+        self.kept: dict[tuple[str, ...], DictConfig] = {}
+
+    def install(self) -> None:
+        """Compose through this for the rest of the process (the sweeper's check too)."""
+        self.loader.load_sweep_config = self.load_sweep_config
+
+    def take(self, master_config: DictConfig, overrides: Sequence[str]) -> DictConfig:
+        """The job's config: the one composed for the sweeper's check, else a new one."""
+        kept = self.kept.pop(tuple(overrides), None)
+        return kept if kept is not None else self.load_sweep_config(master_config, overrides)
+
+    def load_sweep_config(self, master_config: DictConfig, sweep_overrides) -> DictConfig:
+        """What ``ConfigLoaderImpl.load_sweep_config`` returns, the most by a copy."""
+        overrides = list(sweep_overrides)
+        form, parsed = self._form(master_config, overrides)
+        template = self.templates.get(form) if form is not None else None
+        if template is None:
+            cfg = self.compose(master_config, overrides)
+            if form is not None:
+                self.templates[form] = (copy.deepcopy(cfg), parsed)
+        else:
+            cfg = self._derive(master_config, *template, parsed)
+        self.kept[tuple(overrides)] = cfg
+        return cfg
+
+    def _form(self, master_config: DictConfig, overrides: list[str]):
+        """The overrides' form (each key, and the whole override where it is more
+        than a plain value), and the overrides parsed; (None, None) if they do
+        not parse (Hydra then says why)."""
+        from hydra.core.override_parser.types import OverrideType, ValueType
+
+        try:
+            parsed = self.parser.parse_overrides(overrides)
+        except Exception:
+            return None, None
+        groups = master_config.hydra.runtime.choices
+        form, keys = [], set()
+        for o in parsed:
+            key = o.key_or_group
+            value = o.value() if o.value_type == ValueType.ELEMENT else None
+            plain = (
+                o.type == OverrideType.CHANGE
+                and o.value_type == ValueType.ELEMENT
+                and o.package is None
+                and not o.is_hydra_override()
+                and key not in groups
+                and not self.loader.repository.group_exists(key)
+                and (value is None or isinstance(value, (str, int, float, bool)))
+                and key not in keys
+            )
+            keys.add(key)
+            form.append((key,) if plain else (key, o.input_line))
+        return tuple(form), parsed
+
+    def _derive(self, master_config, template: DictConfig, template_parsed, parsed) -> DictConfig:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+
+        cfg = copy.deepcopy(template)
+        changed = [
+            o for o, t in zip(parsed, template_parsed, strict=True) if o.input_line != t.input_line
+        ]
+        ConfigLoaderImpl._apply_overrides_to_config(changed, cfg)
+        task = [o for o in parsed if not o.is_hydra_override()]
+        cfg.hydra.overrides.task = [o.input_line for o in task]
+        names = cfg.hydra.job.config.override_dirname
+        cfg.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=task,
+            kv_sep=names.kv_sep,
+            item_sep=names.item_sep,
+            exclude_keys=names.exclude_keys,
+        )
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+
 def launch(
     *,
     config: DictConfig,
@@ -131,6 +235,7 @@ def launch(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
     max_group: int,
+    composer: Composer,
 ) -> list[JobReturn]:
     """Run a sweep's jobs, grouped (see the module docstring); one
     :class:`JobReturn` per job, in the sweep's order."""
@@ -139,7 +244,7 @@ def launch(
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
     configs = []
     for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-        job_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        job_config = composer.take(config, overrides)
         with open_dict(job_config):  # as the basic launcher numbers them
             job_config.hydra.job.id = idx
             job_config.hydra.job.num = idx

@@ -44,9 +44,14 @@ class StackedLauncher(Launcher):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        from bpexp.launcher import Composer
+
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        # called before the sweeper checks its first batch: each job is composed once
+        self.composer = Composer(hydra_context.config_loader)
+        self.composer.install()
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -62,4 +67,5 @@ class StackedLauncher(Launcher):
             job_overrides=job_overrides,
             initial_job_idx=initial_job_idx,
             max_group=self.max_group,
+            composer=self.composer,
         )
