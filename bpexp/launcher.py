@@ -42,11 +42,10 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bpexp import tracking
-from bpexp.app import available_memory, begin_job, build, end_job, fit_options, say_failure
-from bpexp.core import fit, fit_many
+from bpexp.app import begin_job, build, end_job, fit_options, say_failure
+from bpexp.core import fit_many
 from bpexp.core.constraints import Interval, problem
 from bpexp.core.stacked import SHARED_OPTIONS, STACK_SHAPE
-from bpexp.core.training import training_bytes
 from bpexp.data import FIXED
 
 log = logging.getLogger("bpexp.launcher")
@@ -380,8 +379,7 @@ class _Group:
         stacks = _stacks([m for m in self.members if m.net is not None])
         for n, stack in enumerate(stacks, start=1):
             label = self.label if len(stacks) == 1 else f"{self.label}, stack {n}"
-            for part in _fitting_in_memory(stack):
-                self._fit(part, label)
+            self._fit(stack, label)
 
     def _fit(self, stack: list[_Member], label: str) -> None:
         data = stack[0].data
@@ -403,21 +401,6 @@ class _Group:
                 callback=callbacks,
                 **options,
             )
-        except ValueError:
-            # a value one network does not take (fit_many checks them all before
-            # training): train each alone, so that only that job fails
-            log.warning("%s: trained one by one (a value a stack does not take)", label)
-            for m, callback in zip(stack, callbacks, strict=True):
-                t0 = time.perf_counter()
-                try:
-                    m.history = fit(
-                        m.net, data.X_train, data.y_train, rng=m.rng, callback=callback, **m.options
-                    )
-                except Exception as exc:
-                    m.error = exc
-                m.wall = time.perf_counter() - t0
-            progress.close(stack)
-            return
         except Exception as exc:  # the computation itself failed: every job of it
             for m in stack:
                 m.error = exc
@@ -493,19 +476,6 @@ def _same_stack(a: _Member, b: _Member) -> bool:
     )
 
 
-def _fitting_in_memory(stack: list[_Member]) -> list[list[_Member]]:
-    """``stack`` cut into stacks whose training fits in the memory available (an
-    estimate from the shapes: :func:`bpexp.core.training.training_bytes` a network)."""
-    o, net, n = stack[0].options, stack[0].net, stack[0].data.X_train.shape[0]
-    each = training_bytes(net.sizes, net.dtype, n, o["variant"], o["batch_size"], o["update"])
-    have = available_memory()
-    if have is None or each * len(stack) <= have:
-        return [stack]
-    k = max(1, have // each)
-    log.warning("%d networks at a time: the memory available holds no more", k)
-    return [stack[i : i + k] for i in range(0, len(stack), k)]
-
-
 class _Progress:
     """How a stack's training reports progress: a bar of its epochs on an
     interactive terminal, else a log line every ``trainer.progress_every``
@@ -515,6 +485,7 @@ class _Progress:
 
     def __init__(self, label: str, size: int, cfg: DictConfig, what: str) -> None:
         self.label, self.size, self.epochs = label, size, cfg.trainer.epochs
+        log.info("%s: %d %s networks, %d epochs", label, size, what, self.epochs)
         show = cfg.trainer.progress
         self.bar = None
         if show is True or (show == "auto" and sys.stderr.isatty()):
@@ -525,7 +496,6 @@ class _Progress:
         self.epoch, self.count, self.training = 0, 0, size
         self.start = time.monotonic()
         self.due = self.start + self.every
-        log.info("%s: %d %s networks, %d epochs", label, size, what, self.epochs)
 
     def __call__(self, epoch: int) -> None:
         if epoch == self.epoch:

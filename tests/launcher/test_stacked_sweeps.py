@@ -221,7 +221,7 @@ def test_ctrl_c_kills_the_unfinished_jobs_of_the_group_with_what_they_logged(
     proc = start_bpexp(
         "-m", "trainer.epochs=50,100000000", "seed=0,1,2",
         "trainer.loss_threshold=null",  # XOR's target would end the long jobs first
-        "hydra/launcher=stacked", cwd=tmp_path,
+        "trainer.progress_every=1", "hydra/launcher=stacked", cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     client = MlflowClient(tracking_uri=uri)
@@ -234,8 +234,11 @@ def test_ctrl_c_kills_the_unfinished_jobs_of_the_group_with_what_they_logged(
         ):
             break
     proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0
+    # the group's progress, without a terminal: a line a second
+    assert re.search(r"group 2 of 2: epoch \d+ of 100000000, 3 of 3 networks training", stdout)
+    assert "group 1 of 2: 3 networks trained in " in stdout
     assert re.search(r'bpexp: sweep ".*" KILLED in ', stderr), stderr[-3000:]
     (parent,), children = sweep_runs(tmp_path)
     assert parent.info.status == "KILLED"
