@@ -41,12 +41,12 @@ from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bpexp import tracking
-from bpexp.app import begin_job, build, end_job, fit_options, say_failure
+from bpexp.app import begin_job, build, end_job, finished_before, fit_options, say_failure
 from bpexp.core import fit_many
 from bpexp.core.constraints import Interval, problem
 from bpexp.core.stacked import SHARED_OPTIONS, STACK_SHAPE
 from bpexp.data import FIXED
+from bpexp.tracking.sweep import duration, note_job_ended
 
 log = logging.getLogger("bpexp.launcher")
 
@@ -345,14 +345,19 @@ class _Group:
         try:
             return self._job(i, cfg)
         finally:
-            tracking.note_job_ended(HydraConfig.get().sweep.dir, started)
+            note_job_ended(HydraConfig.get().sweep.dir, started)
 
     def _job(self, i: int, cfg: DictConfig) -> float:
         m = self.members[i]
         try:
+            final = finished_before(cfg)  # a resumed sweep's job that finished
+            if final is not None:
+                self._enter(i + 1)
+                return final
             m.job = begin_job(cfg)
             with m.job.tracker.guard():
                 m.data, m.net, m.rng = build(cfg)
+                m.job.tracker.keep(m.net)  # its weights written however the run ends
                 m.options = fit_options(cfg, m.data)
         except Exception as exc:  # this job fails alone; the group goes on without it
             m.net = None
@@ -516,7 +521,7 @@ class _Progress:
                 self.epochs,
                 self.training,
                 self.size,
-                tracking.duration(now - self.start),
+                duration(now - self.start),
             )
 
     def close(self, stack: list[_Member]) -> None:
@@ -538,7 +543,7 @@ class _Progress:
             "%s: %d networks trained in %s, up to epoch %d: %s",
             self.label,
             self.size,
-            tracking.duration(time.monotonic() - self.start),
+            duration(time.monotonic() - self.start),
             max((h.records[-1]["epoch"] for h in histories if h.records), default=0),
             said or "none ended",
         )

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import open_dict
 
 from bpexp.launcher import check_max_group, group_key, plan
-from tests.app.conftest import compose_cfg
+from tests.helpers import compose_cfg
 
 
 def groups_of(*jobs: tuple[str, ...], max_group: int = 32) -> list[list[int]]:

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from bpexp.tracking import ensure_experiment
-from tests.app.conftest import bpexp, command_env, runs, start_bpexp
+from bpexp.tracking.store import ensure_experiment
+from tests.helpers import bpexp, command_env, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +41,7 @@ RTOL = 1e-12
 
 
 @pytest.fixture(scope="module")
-def quiet_tracking():
-    """Each job tracks from this process: no forked tracking process per job."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BPEXP_TRACKING_PROCESS", "0")
-        yield
-
-
-@pytest.fixture(scope="module")
-def mixed(tmp_path_factory, quiet_tracking):
+def mixed(tmp_path_factory):
     """The mixed sweep run by the basic and by the stacked launcher, each in its own
     directory and store."""
     done = {}
@@ -182,7 +174,7 @@ def test_stacked_jobs_end_as_the_basic_launchers(mixed):
         assert log_lines(a) == log_lines(b), num
 
 
-def test_a_stacked_study_closes_its_parent_and_reports(tmp_path, quiet_tracking):
+def test_a_stacked_study_closes_its_parent_and_reports(tmp_path):
     result = bpexp(
         "-m", "experiment=xor_variants", "optimizer.lr=0.5,2.0", "seed=0,1",
         "trainer.epochs=200", "hydra/launcher=stacked", cwd=tmp_path,
@@ -211,9 +203,7 @@ def test_a_stacked_study_closes_its_parent_and_reports(tmp_path, quiet_tracking)
             assert re.search(rf"\| {variant} +\| +{lr} \| +2 \| +2 \|", index), (variant, lr)
 
 
-def test_ctrl_c_kills_the_unfinished_jobs_of_the_group_with_what_they_logged(
-    tmp_path, quiet_tracking
-):
+def test_ctrl_c_kills_the_unfinished_jobs_of_the_group_with_what_they_logged(tmp_path):
     """Two groups: a short one that ends, then one that never would."""
     uri = store_of(tmp_path)
     # create the store first, so that polling it below never races its creation
