@@ -4,6 +4,7 @@ each job ends as the basic launcher would have ended it."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import shlex
@@ -91,6 +92,16 @@ def compare_artifacts(a: Path, b: Path) -> None:
                         assert close(x[key], y[key]), (name, key)
                     else:  # the network's names and sizes
                         assert np.array_equal(x[key], y[key]), (name, key)
+        elif name == "summary.json":
+            x, y = (json.loads((d / name).read_text()) for d in (a, b))
+            times = {k: x["metrics"].pop(k) - y["metrics"].pop(k) for k in TIMES[1:]}
+            assert times.keys() == set(TIMES[1:])
+            assert x.keys() == y.keys() and x["metrics"].keys() == y["metrics"].keys()
+            for key, value in x["metrics"].items():
+                assert close(value, y["metrics"][key]), (name, key)
+            assert {k: v for k, v in x.items() if k != "metrics"} == {
+                k: v for k, v in y.items() if k != "metrics"
+            }
         else:
             assert (a / name).read_text() == (b / name).read_text(), name
 
