@@ -453,6 +453,28 @@ def run_job(cfg: DictConfig) -> float:
 _RUNS_STOPPED: list[str | None] = []
 
 
+def say_failure(exc: Exception) -> None:
+    """Say why the current job failed, once, as it happens: a user-facing error
+    (a bad value, a data set's, the tracking's, a full or read-only disk) in one
+    line, anything else with its traceback.  A single run's one line becomes
+    ``SystemExit``."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        # a full or read-only disk: one line naming the file, not a traceback
+        where = exc.filename or f"the job's files in {HydraConfig.get().runtime.output_dir}"
+        message = f"bpexp: error: cannot write {where}: {exc.strerror}"
+    elif isinstance(exc, (ConfigError, JobError, TrackingError)):
+        message = str(exc)
+    else:
+        log.error("job failed", exc_info=exc)
+        return
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        # one line, once: Hydra would repeat it after "Error executing job with
+        # overrides" and a hint about HYDRA_FULL_ERROR (SystemExit passes through it)
+        raise SystemExit(message) from None
+    # Hydra reports only a sweep's first failure at its end: say each one as it happens
+    log.error("%s", message)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float:
     started = time.time()
@@ -466,27 +488,8 @@ def _hydra_main(cfg: DictConfig) -> float:
     except KeyboardInterrupt as exc:
         stopped = exc
         raise
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            log.exception("job failed")
-            raise
-        # a full or read-only disk: one line naming the file, not a traceback
-        where = exc.filename or f"the job's files in {HydraConfig.get().runtime.output_dir}"
-        message = f"bpexp: error: cannot write {where}: {exc.strerror}"
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            raise SystemExit(message) from None
-        log.error("%s", message)
-        raise
-    except (ConfigError, JobError, TrackingError) as exc:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
-            # one line, once: Hydra would repeat it after "Error executing job with
-            # overrides" and a hint about HYDRA_FULL_ERROR (SystemExit passes through it)
-            raise SystemExit(str(exc)) from None
-        # Hydra reports only a sweep's first failure at its end: say each one as it happens
-        log.error("%s", exc)
-        raise
-    except Exception:
-        log.exception("job failed")
+    except Exception as exc:
+        say_failure(exc)
         raise
     finally:
         hc = HydraConfig.get()

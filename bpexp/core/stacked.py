@@ -59,6 +59,12 @@ EVAL_ELEMENTS = 2**21
 TILE_ELEMENTS = 2**16
 #: epochs of measures held as arrays before they become History records
 RECORD_BLOCK = 512
+#: what the networks of a stack share: their shape (these attributes of MLP) and
+#: these options of :func:`fit_many`; it takes every other option per network
+STACK_SHAPE = ("sizes", "activation", "output", "dtype", "bias", "leaky_slope")
+SHARED_OPTIONS = (
+    "variant", "batch_size", "epochs", "loss", "update", "schedule", "train_eval", "X_val", "Y_val"
+)  # fmt: skip
 
 
 def _per_net(
@@ -95,7 +101,7 @@ def _check_stack(nets: Sequence[MLP]) -> None:
     first = nets[0]
     for k, net in enumerate(nets):
         _require(isinstance(net, MLP), f"nets[{k}]: expected an MLP, got {type(net).__name__}")
-        for attr in ("sizes", "activation", "output", "dtype", "bias", "leaky_slope"):
+        for attr in STACK_SHAPE:
             a, b = getattr(net, attr), getattr(first, attr)
             _require(
                 a == b,

@@ -47,10 +47,14 @@ DATASET_OPTIONS: dict[str, Table] = {
     },
 }
 DATASETS = tuple(DATASET_OPTIONS)
+#: the data sets whose samples are the same whatever the seed (they draw nothing;
+#: the others draw their subsets from the run's generator)
+FIXED = ("xor", "toy3")
 
 __all__ = [
     "DATASETS",
     "DATASET_OPTIONS",
+    "FIXED",
     "MNIST_SOURCES",
     "SHAPES",
     "Dataset",
@@ -88,7 +92,7 @@ def load_dataset(
         raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     if str(np.dtype(dtype)) not in ("float32", "float64"):
         raise ValueError(f"dtype: must be float32 or float64, got {dtype!r}")
-    if name in ("xor", "toy3"):
+    if name in FIXED:
         if options:
             raise ValueError(f"dataset {name!r} takes no options; got {', '.join(sorted(options))}")
         return (xor if name == "xor" else toy3)(dtype=dtype)
