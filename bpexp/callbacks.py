@@ -117,6 +117,22 @@ def fork_joblib_workers(config: DictConfig) -> bool:
     return True
 
 
+def compose_once(config: DictConfig) -> bool:
+    """Under the basic launcher, have each job's config derived from a composed one
+    where Hydra would compose it whole, twice (:class:`bpexp.launcher.Composer`;
+    the stacked launcher installs its own).  Returns whether it was installed."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if "BasicLauncher" not in str(config.hydra.launcher.get("_target_", "")):
+        return False
+    if not GlobalHydra.instance().is_initialized():
+        return False
+    from bpexp.launcher import Composer
+
+    Composer(GlobalHydra.instance().config_loader(), keep=False).install()
+    return True
+
+
 class SweepCallback(Callback):
     """Checks a multirun's keys and store, and opens its parent run, before its
     jobs start; closes the parent when the multirun ends.
@@ -179,6 +195,7 @@ class SweepCallback(Callback):
             log.error("bpexp: sweep tracking could not start: %s", error)
             record_failed_start(sweep_dir, error)
         fork_joblib_workers(config)
+        compose_once(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         # Hydra calls this only when every job succeeded

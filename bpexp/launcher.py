@@ -143,10 +143,13 @@ class Composer:
     job is composed by Hydra.
     """
 
-    def __init__(self, loader) -> None:
+    def __init__(self, loader, keep: bool = True) -> None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         self.loader = loader
+        #: keep what the sweeper's check composed, for :meth:`take` (the stacked
+        #: launcher); the basic launcher composes again, through this, by a copy
+        self.keep = keep
         self.compose = loader.load_sweep_config
         self.parser = OverridesParser.create()
         #: the first composed config of each form of overrides (keys, fixed parts)
@@ -173,7 +176,8 @@ class Composer:
                 self.templates[form] = (copy.deepcopy(cfg), parsed)
         else:
             cfg = self._derive(master_config, *template, parsed)
-        self.kept[tuple(overrides)] = cfg
+        if self.keep:
+            self.kept[tuple(overrides)] = cfg
         return cfg
 
     def _form(self, master_config: DictConfig, overrides: list[str]):
