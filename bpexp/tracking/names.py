@@ -53,15 +53,7 @@ HISTORY_KEYS = (
 #: ``samples`` (``updates`` times the batch size) nor ``seconds``: each point's
 #: timestamp is the run's start plus its training seconds, so MLflow's relative-time
 #: axis is training time
-METRIC_KEYS = (
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "grad_norm",
-    "updates",
-    "lr",
-)
+METRIC_KEYS = tuple(k for k in HISTORY_KEYS if k not in ("samples", "seconds"))
 
 #: the summary metrics a finished run logs (those a run has: ``epochs_to_threshold``
 #: only with a threshold reached, ``final_val_*`` only with validation data)

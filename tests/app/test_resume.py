@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.helpers import command_env, runs, start_bpexp
+from tests.helpers import command, runs, start_bpexp
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +30,11 @@ def test_a_sweep_stopped_by_ctrl_c_is_resumed_where_it_stopped(tmp_path):
     assert parent.info.status == "KILLED"
 
     # a different sweep in the same directory is refused, in one line
-    other = subprocess.run(
-        [sys.executable, "-m", "bpexp", "-m", "seed=7,8", f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    other = command("bpexp", "-m", "seed=7,8", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert other.returncode == 1 and "holds a sweep of other overrides" in other.stderr
 
     first = json.loads((sweep / "1" / "run.json").read_text())
-    resumed = subprocess.run(
-        [sys.executable, "-m", "bpexp.resume", str(sweep)],
-        cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    resumed = command("bpexp.resume", str(sweep), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "1 job finished before, skipped, running the other 2" in resumed.stderr
     found = runs(store)
@@ -56,10 +49,7 @@ def test_a_sweep_stopped_by_ctrl_c_is_resumed_where_it_stopped(tmp_path):
     assert killed.data.tags["bpexp.resumed_as"] in {r.info.run_id for r in children}
 
     # resumed once more: every job finished, nothing runs again
-    twice = subprocess.run(
-        [sys.executable, "-m", "bpexp.resume", str(sweep)],
-        cwd=tmp_path, env=command_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    twice = command("bpexp.resume", str(sweep), cwd=tmp_path)
     assert twice.returncode == 0, twice.stderr[-3000:]
     assert "3 jobs finished before, skipped, running the other 0" in twice.stderr
     assert len(runs(store)) == len(found)

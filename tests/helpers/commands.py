@@ -16,16 +16,21 @@ def command_env() -> dict[str, str]:
     return env
 
 
-def bpexp(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the real command, ``python -m bpexp ARGS``, in ``cwd``, to its end."""
+def command(module: str, *args: str, cwd: Path | None, timeout: float = 600):
+    """Run the real ``python -m MODULE ARGS`` in ``cwd`` to its end, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "bpexp", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=command_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def bpexp(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real command, ``python -m bpexp ARGS``, in ``cwd``, to its end."""
+    return command("bpexp", *args, cwd=cwd, timeout=timeout)
 
 
 def start_bpexp(
@@ -43,11 +48,4 @@ def start_bpexp(
 
 def bpexp_sync(*args: str, cwd: Path | None = None, timeout: float = 300):
     """Run the real ``python -m bpexp.sync ARGS`` to its end."""
-    return subprocess.run(
-        [sys.executable, "-m", "bpexp.sync", *args],
-        cwd=cwd,
-        env=command_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return command("bpexp.sync", *args, cwd=cwd, timeout=timeout)
