@@ -289,17 +289,18 @@ def begin_job(cfg: DictConfig) -> Job:
     (:class:`HydraConfig`) must be the job's.  Raises :class:`ConfigError` on a
     bad value, before anything is tracked.
     """
-    validate(cfg)  # before anything is tracked: one line naming the key
     hc = HydraConfig.get()
+    output_dir = Path(hc.runtime.output_dir)
+    typed = str(OmegaConf.select(cfg, "tracking.uri") or "")
+    if masked(typed) != typed:  # Hydra wrote the overrides as typed: the password too
+        mask_files([*output_dir.glob(".hydra/*.yaml"), Path(hc.sweep.dir) / "multirun.yaml"])
+    validate(cfg)  # before anything is tracked: one line naming the key
     multirun = hc.mode == RunMode.MULTIRUN
     parent = read_parent(hc.sweep.dir) if multirun else None
     # every job of a sweep composes the same tracking.uri its parent was checked with
     uri = resolve_tracking_uri(cfg.tracking.uri, hc.runtime.cwd)
     if parent is None:
         check_store(uri)
-    output_dir = Path(hc.runtime.output_dir)
-    if masked(uri) != uri:  # Hydra wrote the overrides as typed: the password too
-        mask_files([*output_dir.glob(".hydra/*.yaml"), Path(hc.sweep.dir) / "multirun.yaml"])
     tags = {
         "dataset": cfg.dataset.name,
         "variant": cfg.optimizer.variant,

@@ -54,3 +54,13 @@ def test_masking():
         "postgresql://u:***@db/x and sqlite:///a.db"
     )
     assert masked("http://h:5000") == "http://h:5000"
+
+
+def test_a_password_never_reaches_a_file_or_the_screen_when_the_store_is_down(tmp_path):
+    secret = "s3cr3t-Pw"
+    result = bpexp(f"tracking.uri=http://user:{secret}@127.0.0.1:{free_port()}", cwd=tmp_path)
+    assert result.returncode == 1 and "user:***@127.0.0.1" in result.stderr
+    assert secret not in result.stdout + result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written  # Hydra's record of the job (.hydra/*.yaml), its password masked
+    assert not [p for p in written if secret in p.read_text("latin-1")]
