@@ -31,7 +31,7 @@ from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
 from bpexp.tracking import RunTracker, TrackingError, publish
 from bpexp.tracking.files import read_summary
-from bpexp.tracking.names import GIT_COMMIT, ROLE, SOURCE_NAME
+from bpexp.tracking.names import GIT_COMMIT, LAUNCHER, ROLE, SOURCE_NAME
 from bpexp.tracking.publisher import earlier_run
 from bpexp.tracking.store import (
     check_store,
@@ -307,6 +307,7 @@ def begin_job(cfg: DictConfig) -> Job:
         "hydra.output_dir": str(output_dir),
         ROLE: "job",
         SOURCE_NAME: "bpexp",
+        LAUNCHER: str(hc.runtime.choices.get("hydra/launcher") or "basic"),
     }
     if commit := git_commit(hc.runtime.cwd):
         tags["git_commit"] = tags[GIT_COMMIT] = commit

@@ -48,6 +48,7 @@ from bpexp.analysis.runs import (
     select_runs,
     swept_keys,
 )
+from bpexp.tracking.names import LAUNCHER
 
 #: where reports go unless ``--out`` says otherwise (ignored by git)
 REPORTS_DIR = Path("reports")
@@ -492,7 +493,7 @@ FEW_SEEDS = 5
 def _index(selection, settings, table, summary, by, target, study, md, figures) -> str:
     statuses = table["status"].value_counts()
     seeds = table["seed"].nunique() if "seed" in table else len(table)
-    few = (
+    cautions = (
         []
         if summary["seeds"].min() >= FEW_SEEDS
         else [
@@ -501,6 +502,12 @@ def _index(selection, settings, table, summary, by, target, study, md, figures) 
             "their success rates have wide intervals; sweep more seeds, e.g. seed='range(0,10)'"
         ]
     )
+    if table.get(LAUNCHER, pd.Series(dtype=object)).eq("stacked").any():
+        cautions.append(
+            "runs trained by the stacked launcher (hydra/launcher=stacked) count their "
+            "group's training time: the figures by training time (s) compare groups of "
+            "networks trained together, not single runs"
+        )
     grouped = ", ".join(f"`{b}`" for b in by) if by else "nothing (one group)"
     lines = [
         f"# {study}: which variant reaches the target first",
@@ -518,7 +525,7 @@ def _index(selection, settings, table, summary, by, target, study, md, figures) 
         "never reaching the target (`not reached` when more than half failed).",
         "",
     ]
-    lines += [f"> {note}" for note in [*selection.notes, *settings.notes, *few]]
+    lines += [f"> {note}" for note in [*selection.notes, *settings.notes, *cautions]]
     lines += [
         "",
         md,

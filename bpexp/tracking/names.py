@@ -81,8 +81,10 @@ SWEEP_DIR = "bpexp.sweep_dir"
 OVERRIDES = "bpexp.overrides"
 STUDY = "bpexp.study"
 SWEPT = "bpexp.swept"
+#: the Hydra launcher that ran a job (``stacked`` runs share their group's training time)
+LAUNCHER = "bpexp.launcher"
 #: a job's tags the analysis reads as columns
-JOB_TAGS = ("dataset", "variant", STOP_REASON, ERROR_TAG)
+JOB_TAGS = ("dataset", "variant", STOP_REASON, ERROR_TAG, LAUNCHER)
 #: MLflow's own tags
 PARENT_RUN_ID = "mlflow.parentRunId"
 SOURCE_NAME = "mlflow.source.name"

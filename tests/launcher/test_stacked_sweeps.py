@@ -209,6 +209,7 @@ def test_a_stacked_study_closes_its_parent_and_reports(tmp_path):
     (written,) = re.findall(r": (reports/\S+/index.md)$", report.stdout.strip())
     index = (tmp_path / written).read_text()
     assert "12 runs (12 FINISHED), 2 seeds" in index
+    assert "count their group's training time" in index  # the seconds axis, said
     for variant in ("bgd", "sgd", "mbgd"):  # a row of each variant at each learning rate
         for lr in ("0.5", "2  "):
             assert re.search(rf"\| {variant} +\| +{lr} \| +2 \| +2 \|", index), (variant, lr)
