@@ -37,7 +37,8 @@ MIXED = (
 )
 #: what differs between two runs of the same job by design: times, and where
 TIMES = ("seconds", "wall_seconds", "train_seconds")
-WHERE = ("mlflow.parentRunId", "hydra.output_dir")
+#: tags that say where, or by which launcher, a run was run
+WHERE = ("mlflow.parentRunId", "hydra.output_dir", "bpexp.launcher")
 RTOL = 1e-12
 
 
@@ -160,6 +161,8 @@ def test_stacked_jobs_end_as_the_basic_launchers(mixed):
         assert a.data.params == b.data.params, name
         tags = {k: v for k, v in a.data.tags.items() if k not in WHERE}
         assert tags == {k: v for k, v in b.data.tags.items() if k not in WHERE}, name
+        launchers = (a.data.tags["bpexp.launcher"], b.data.tags["bpexp.launcher"])
+        assert launchers == ("basic", "stacked"), name
         job_a, job_b = (Path(r.data.tags["hydra.output_dir"]).name for r in (a, b))
         assert job_a == job_b, name
         assert a.data.metrics.keys() == b.data.metrics.keys(), name
