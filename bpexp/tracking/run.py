@@ -23,6 +23,7 @@ from bpexp.tracking.files import (
     save_loss_curve,
     summary_of,
     write_atomic,
+    write_json,
     write_record,
     write_summary,
 )
@@ -143,7 +144,7 @@ class RunTracker:
         """
         self.net = net
         summary = summary_of(history, wall_seconds)
-        write_atomic(self.files / DATASET, _json(dataset_metadata))
+        write_json(self.files / DATASET, dataset_metadata)
         self._write_results(history.records if history.records else [history.initial])
         write_summary(self.files, summary)
         self._end("FINISHED")
@@ -203,9 +204,3 @@ class RunTracker:
             if not end_in_store(self.uri, self.run_id, status, masked(message)):
                 log.warning("could not end run %s %s: %s", self.run_id, status,
                             first_line(inner))  # fmt: skip
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, indent=2) + "\n"
