@@ -6,7 +6,6 @@ the README for the configuration keys.
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
@@ -30,9 +29,10 @@ from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
 from bpexp.tracking import RunTracker, TrackingError, publish
-from bpexp.tracking.files import read_summary
+from bpexp.tracking.files import read_summary, unwritable
 from bpexp.tracking.names import GIT_COMMIT, LAUNCHER, ROLE, SOURCE_NAME
 from bpexp.tracking.publisher import earlier_run
+from bpexp.tracking.run import LoggedFromMemory
 from bpexp.tracking.store import (
     check_store,
     git_commit,
@@ -427,9 +427,10 @@ def run_job(cfg: DictConfig) -> float:
             callback = job.tracker.on_epoch
             if progress is not None:
 
-                def callback(record: dict) -> None:
-                    job.tracker.on_epoch(record)
+                def callback(record: dict) -> bool:
+                    stop = job.tracker.on_epoch(record)  # True: its disk is full
                     progress(record)
+                    return stop
 
             try:
                 data, net, history, wall = train(cfg, callback, keep=job.tracker.keep)
@@ -460,10 +461,12 @@ def say_failure(exc: Exception) -> None:
     (a bad value, a data set's, the tracking's, a full or read-only disk) in one
     line, anything else with its traceback.  A single run's one line becomes
     ``SystemExit``."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+    if unwritable(exc):
         # a full or read-only disk: one line naming the file, not a traceback
         where = exc.filename or f"the job's files in {HydraConfig.get().runtime.output_dir}"
         message = f"bpexp: error: cannot write {where}: {exc.strerror}"
+        if isinstance(exc, LoggedFromMemory):
+            message += f"; its results were logged to the store as run {exc.run_id} (FAILED)"
     elif isinstance(exc, (ConfigError, JobError, TrackingError)):
         message = str(exc)
     else:

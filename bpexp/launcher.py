@@ -428,11 +428,10 @@ class _Group:
         def callback(record: dict) -> bool | None:
             progress(record["epoch"])
             try:
-                on_epoch(record)
+                return on_epoch(record)  # True: its output disk is full (see RunTracker)
             except Exception as exc:
                 m.error = exc
                 return True
-            return None
 
         return callback
 

@@ -7,6 +7,7 @@ rename).  :func:`bpexp.tracking.publish` sends them; the names are
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
 import os
@@ -26,6 +27,15 @@ from bpexp.tracking.names import (
     RUN_FILE,
     SUMMARY_FILE,
 )
+
+#: the errors of a directory that cannot be written: a full disk, a quota used up, a
+#: read-only file system
+UNWRITABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def unwritable(exc: BaseException) -> bool:
+    """Whether ``exc`` says its directory cannot be written (:data:`UNWRITABLE`)."""
+    return isinstance(exc, OSError) and exc.errno in UNWRITABLE
 
 
 def artifact_dir(output_dir: str | Path) -> Path:
@@ -143,6 +153,17 @@ class HistoryWriter:
             self.fh.close()
             self.fh = None
             os.replace(self.partial, self.path)
+
+    def abandon(self) -> None:
+        """Stop writing, leaving ``history.csv.part`` as it is (its disk is full: what
+        the buffer held is lost, the rows already written stay)."""
+        if self.fh is not None:
+            try:
+                self.fh.close()  # closes the file even when its last flush fails
+            except OSError:
+                pass
+            self.fh = None
+        self.waiting = []
 
 
 def recover_history(directory: Path) -> bool:

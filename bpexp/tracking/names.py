@@ -81,6 +81,9 @@ SWEEP_DIR = "bpexp.sweep_dir"
 OVERRIDES = "bpexp.overrides"
 STUDY = "bpexp.study"
 SWEPT = "bpexp.swept"
+#: on a run published from the job's memory because its output directory could not be
+#: written (a full disk): ``memory``; logged last, so it says every part reached the store
+PUBLISHED_FROM = "bpexp.published"
 #: the Hydra launcher that ran a job (``stacked`` runs share their group's training time)
 LAUNCHER = "bpexp.launcher"
 #: a job's tags the analysis reads as columns

@@ -10,7 +10,8 @@
   or whose process was killed before it could publish.
 
 Everything published is read from the output directory, so what the job wrote
-and what MLflow shows are the same, whoever publishes it.
+and what MLflow shows are the same, whoever publishes it.  (A job whose output
+directory cannot be written publishes from a temporary one it fills from memory.)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bpexp.tracking.names import (
     HISTORY,
     PARENT_RUN_ID,
     PARTIAL,
+    PUBLISHED_FROM,
     RUN_FILE,
     STOP_REASON,
 )
@@ -64,6 +66,10 @@ RUNNING, ENDED, PUBLISHED = "running", "ended", "published"
 
 class NothingToPublish(FileNotFoundError):
     """The directory holds no run, or one already published."""
+
+
+class PublishedFromMemory(NothingToPublish):
+    """The directory's run was published from its job's memory, its disk full."""
 
 
 def start_run(
@@ -273,7 +279,8 @@ def publish(
     Raises
     ------
     NothingToPublish
-        No ``run.json``, or its run was published already.
+        No ``run.json``, or its run was published already (by the job from its
+        memory, its disk full: :class:`PublishedFromMemory`).
     TrackingError
         The store cannot be reached or refuses the run; nothing is marked
         published, so the same call can be made again.
@@ -297,17 +304,8 @@ def _publish_locked(output_dir: Path, tracking_uri, logged_steps, parent_run_id,
         raise NothingToPublish(
             f"{output_dir}: nothing to sync, run {record['run_id']} was published already"
         )
-    files = artifact_dir(output_dir)
-    if record["state"] == RUNNING:
-        if process_alive(record) and not force:
-            raise NothingToPublish(
-                f"{output_dir}: its job (process {record['pid']}) is still running"
-            )
-        # killed before it could end its run: what it kept is an unfinished run
-        recover_history(files)
-        record.update(state=ENDED, status="KILLED",
-                      error="the job's process ended without ending its run (killed?)")  # fmt: skip
-        write_record(output_dir, record)
+    if record["state"] == RUNNING and process_alive(record) and not force:
+        raise NothingToPublish(f"{output_dir}: its job (process {record['pid']}) is still running")
     uri = tracking_uri or record["tracking_uri"]
     if HIDDEN in uri and not tracking_uri:
         raise TrackingError(
@@ -315,6 +313,22 @@ def _publish_locked(output_dir: Path, tracking_uri, logged_steps, parent_run_id,
             "disk: give it with --tracking-uri"
         )
     check_store(uri)
+    if record["state"] == RUNNING:
+        if _published_from_memory(uri, record):
+            record.update(state=PUBLISHED, status="FAILED", published_from="memory")
+            try:
+                write_record(output_dir, record)
+            except OSError:
+                pass  # the disk is still full: the store is asked again next time
+            raise PublishedFromMemory(
+                f"{output_dir}: nothing to sync, run {record['run_id']} was logged from the "
+                "job's memory (its output disk was full) and ended FAILED"
+            )
+        # killed before it could end its run: what it kept is an unfinished run
+        recover_history(artifact_dir(output_dir))
+        record.update(state=ENDED, status="KILLED",
+                      error="the job's process ended without ending its run (killed?)")  # fmt: skip
+        write_record(output_dir, record)
     try:
         run_id = _send(output_dir, record, uri, logged_steps, parent_run_id)
     except TrackingError:
@@ -385,5 +399,21 @@ def _send(output_dir: Path, record: dict, uri: str, logged_steps, parent_run_id)
         for path in sorted(files.iterdir()):
             if path.is_file() and not path.name.endswith((PARTIAL, ".tmp")):
                 client.log_artifact(run_id, str(path))
+    if record.get("published_from"):  # last: the tag says every part above was sent
+        client.set_tag(run_id, PUBLISHED_FROM, record["published_from"])
     client.set_terminated(run_id, record.get("status") or "FINISHED")
     return run_id
+
+
+def _published_from_memory(uri: str, record: dict) -> bool:
+    """Whether a job's run, its ``run.json`` left stale by a full disk, was published
+    from the job's memory and ended (see :meth:`bpexp.tracking.RunTracker.finish`)."""
+    from mlflow.exceptions import MlflowException
+
+    if not record.get("run_id"):
+        return False
+    try:
+        run = open_store(uri).get_run(record["run_id"])
+    except MlflowException:
+        return False
+    return PUBLISHED_FROM in run.data.tags and run.info.status != "RUNNING"

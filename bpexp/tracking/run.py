@@ -6,11 +6,16 @@ to ``history.csv`` (and a long run's thinned points to the store, live), and at
 the end writes the summary, weights and figure and publishes them; a failure or
 an interruption ends the run FAILED or KILLED the same way, with what was
 trained kept.
+
+When the output directory cannot be written (a full disk, a quota used up), the
+run stops training there and its results are published from memory instead (see
+:meth:`RunTracker.finish`): they reach the store, and the run ends FAILED.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +27,7 @@ from bpexp.tracking.files import (
     flatten,
     save_loss_curve,
     summary_of,
+    unwritable,
     write_atomic,
     write_json,
     write_record,
@@ -35,10 +41,27 @@ from bpexp.tracking.names import (
     PARENT_RUN_ID,
     WEIGHTS,
 )
-from bpexp.tracking.publisher import ENDED, LivePoints, end_in_store, publish, start_run
+from bpexp.tracking.publisher import (
+    ENDED,
+    PUBLISHED,
+    LivePoints,
+    end_in_store,
+    publish,
+    start_run,
+)
 from bpexp.tracking.store import TrackingError, first_line, masked
 
 log = logging.getLogger(__name__)
+
+
+class LoggedFromMemory(OSError):
+    """The job's output directory could not be written (``errno`` and ``filename``
+    are the write's), but its results reached the store from memory: its run
+    ``run_id`` has ended FAILED."""
+
+    def __init__(self, cause: OSError, run_id: str) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.run_id = run_id
 
 
 class RunTracker:
@@ -92,10 +115,13 @@ class RunTracker:
         self.files = artifact_dir(self.output_dir)
         self.files.mkdir(parents=True, exist_ok=True)
         write_atomic(self.files / CONFIG, config_yaml)
+        self.config_yaml = config_yaml
         self.uri = uri
         self.log_weights, self.log_figure = log_weights, log_figure
         self.figure_title = figure_title
         self.history = HistoryWriter(self.files)
+        #: the error that made the output directory unwritable during training
+        self.unwritten: OSError | None = None
         self.net = None
         if parent is not None:
             tags = {**tags, PARENT_RUN_ID: parent["run_id"]}
@@ -126,11 +152,23 @@ class RunTracker:
         """The network being trained: its weights are written however the run ends."""
         self.net = net
 
-    def on_epoch(self, record: dict) -> None:
+    def on_epoch(self, record: dict) -> bool:
         """The :func:`bpexp.core.fit` callback: every record to ``history.csv``, a
-        long run's thinned points to the store."""
-        self.history.write(record)
+        long run's thinned points to the store.  Returns True (stop training) once
+        ``history.csv`` cannot be written: :meth:`finish` then publishes the run
+        from memory."""
+        if self.unwritten is not None:
+            return True
+        try:
+            self.history.write(record)
+        except OSError as exc:
+            if not unwritable(exc):
+                raise
+            self.unwritten = exc
+            self.history.abandon()
+            return True
         self.live.add(record)
+        return False
 
     def finish(self, history, net, dataset_metadata: dict, wall_seconds: float) -> dict:
         """Write the results, publish the run and end it FINISHED.  Returns the summary
@@ -141,22 +179,82 @@ class RunTracker:
         TrackingError
             When the store cannot take the run: its files are kept, and the
             message says how to publish them later.
+        LoggedFromMemory
+            When the output directory could not be written (during training, which
+            then stopped, or now): the results held in memory were published
+            through a temporary directory and the run ended FAILED.  When the store
+            cannot take them either, the write's own ``OSError`` is raised.
         """
         self.net = net
         summary = summary_of(history, wall_seconds)
-        write_json(self.files / DATASET, dataset_metadata)
-        self._write_results(history.records if history.records else [history.initial])
-        write_summary(self.files, summary)
-        self._end("FINISHED")
+        try:
+            if self.unwritten is not None:
+                raise self.unwritten
+            write_json(self.files / DATASET, dataset_metadata)
+            self._write_results(history.records if history.records else [history.initial])
+            write_summary(self.files, summary)
+            self._end("FINISHED")
+        except OSError as exc:
+            if not unwritable(exc):
+                raise
+            self._publish_from_memory(exc, history, summary, dataset_metadata)
         self._publish()
         return summary["metrics"]
 
-    def _write_results(self, records: list[dict] | None) -> None:
+    def _write_results(self, records: list[dict] | None, files: Path | None = None) -> None:
+        """``history.csv`` closed; the weights and the figure (of ``records``) written
+        into ``files`` (default: the job's)."""
+        files = files or self.files
         self.history.close()
         if self.net is not None and self.log_weights:
-            self.net.save(self.files / WEIGHTS)
+            self.net.save(files / WEIGHTS)
         if records is not None and self.log_figure and len(records) > 1:
-            save_loss_curve(self.files, records, self.figure_title)
+            save_loss_curve(files, records, self.figure_title)
+
+    def _publish_from_memory(self, cause: OSError, history, summary: dict, dataset: dict):
+        """Publish the run from memory, its output directory unwritable (``cause``),
+        and raise :class:`LoggedFromMemory`; ``cause`` itself when the store (or the
+        temporary directory) cannot take it.
+
+        The files the job would have written are rebuilt from memory in a temporary
+        directory (``$TMPDIR``, removed afterwards), laid out as an output directory,
+        and published from there by :func:`publish`, the one publisher: the history
+        is the in-memory one (every epoch up to ``KEPT_RECORDS``, then thinned).
+        The run ends FAILED, its ``error`` tag naming the directory, and is tagged
+        ``bpexp.published`` (:data:`~bpexp.tracking.names.PUBLISHED_FROM`), by
+        which ``bpexp.sync`` knows it needs nothing more.
+        The job's ``run.json`` is marked published when the disk takes it; else it
+        is left as it was (stale: ``bpexp.sync`` asks the store).
+        """
+        self.history.abandon()  # the rows written stay in history.csv.part
+        where = cause.filename or f"the job's files in {self.output_dir}"
+        error = masked(f"cannot write {where}: {cause.strerror}")
+        record = {**self.record, "state": ENDED, "status": "FAILED", "error": error,
+                  "published_from": "memory"}  # fmt: skip
+        try:
+            with tempfile.TemporaryDirectory(prefix="bpexp-unwritten-") as tmp:
+                files = artifact_dir(tmp)
+                files.mkdir()
+                write_atomic(files / CONFIG, self.config_yaml)
+                write_json(files / DATASET, dataset)
+                rebuilt = HistoryWriter(files)
+                for r in [history.initial, *history.records]:
+                    rebuilt.write(r)
+                rebuilt.close()
+                self._write_results(history.records or [history.initial], files)
+                write_summary(files, summary)
+                write_atomic(files / ERROR, masked("".join(traceback.format_exception(cause))))
+                write_record(tmp, record)
+                run_id = publish(tmp, self.uri, logged_steps=self.live.wait())
+        except Exception as exc:
+            log.debug("publishing from memory failed: %s", first_line(exc))
+            raise cause from exc
+        self.record.update(record, state=PUBLISHED, run_id=run_id)
+        try:
+            write_record(self.output_dir, self.record)
+        except OSError:
+            pass  # the disk is still full: run.json stays stale (see bpexp.sync)
+        raise LoggedFromMemory(cause, run_id) from cause
 
     def _end(self, status: str, error: str | None = None) -> None:
         self.record.update(state=ENDED, status=status, error=error)
@@ -180,8 +278,8 @@ class RunTracker:
         (Ctrl-C), with what was trained written and published, then re-raise."""
         try:
             yield self
-        except TrackingError:
-            raise  # the run's end was written; publishing it is what failed
+        except (TrackingError, LoggedFromMemory):
+            raise  # the run's end was written; publishing it is what failed, or its files
         except BaseException as exc:
             with deferred():  # a second Ctrl-C or SIGTERM waits for the files
                 self._end_stopped(exc)

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from bpexp.tracking.names import PARENT_FILE, RUN_FILE
-from bpexp.tracking.publisher import PUBLISHED, NothingToPublish, publish
+from bpexp.tracking.publisher import PUBLISHED, NothingToPublish, PublishedFromMemory, publish
 from bpexp.tracking.store import (
     HIDDEN,
     TrackingError,
@@ -70,7 +70,10 @@ def sync_sweep(sweep_dir: str | Path, tracking_uri: str | None = None) -> tuple[
     published = []
     for job in jobs:
         if json.loads((job / RUN_FILE).read_text())["state"] != PUBLISHED:
-            published.append(publish(job, uri, parent_run_id=parent["run_id"]))
+            try:
+                published.append(publish(job, uri, parent_run_id=parent["run_id"]))
+            except PublishedFromMemory:
+                continue  # its job published it, its run.json left stale by a full disk
     return published, end_parent(parent, "FINISHED")
 
 
