@@ -24,32 +24,45 @@ pytestmark = pytest.mark.slow
 EPOCHS = 20000
 
 
-def test_a_full_output_disk_logs_the_results_from_memory_and_fails_the_run(tmp_path):
+def on_a_full_disk(tmp_path: Path, commands: str) -> subprocess.CompletedProcess:
+    """Run ``commands`` (shell; ``{out}``, ``{uri}``, ``{python}`` and ``{tmp}`` filled
+    in) in ``tmp_path/out``, a 200 KB tmpfs mounted for them; the store is in
+    ``tmp_path/store``, on another disk."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) to mount a small tmpfs without privileges")
-    out, store, kept = tmp_path / "out", tmp_path / "store", tmp_path / "kept"
+    out = tmp_path / "out"
     out.mkdir()
-    store.mkdir()
-    uri = f"sqlite:///{store}/mlflow.db"
+    (tmp_path / "store").mkdir()
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs tmpfs {out}"],
                            capture_output=True)  # fmt: skip
     if probe.returncode:
         pytest.skip(f"this system forbids a private mount: {probe.stderr.decode()[:200]}")
     # the tmpfs lives as long as its mount namespace: bpexp.sync runs in it too, its disk
     # still full, and the directory is copied out for the checks after
-    script = (
-        f"mount -t tmpfs -o size=200k tmpfs {out} && cd {out} || exit 99\n"
-        f"{sys.executable} -m bpexp trainer.epochs={EPOCHS} trainer.loss_threshold=null "
-        f"tracking.uri={uri}\n"
-        f"echo $? > {tmp_path}/job.rc\n"
-        f"{sys.executable} -m bpexp.sync {out}/outputs/*/* "
-        f"> {tmp_path}/sync.out 2> {tmp_path}/sync.err\n"
-        f"echo $? > {tmp_path}/sync.rc\n"
-        f"cp -a {out}/outputs {kept}\n"
+    script = f"mount -t tmpfs -o size=200k tmpfs {out} && cd {out} || exit 99\n" + commands.format(
+        out=out, uri=store_uri(tmp_path), python=sys.executable, tmp=tmp_path
     )
     result = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True,
                             text=True, env=command_env(), timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def store_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/store/mlflow.db"
+
+
+def test_a_full_output_disk_logs_the_results_from_memory_and_fails_the_run(tmp_path):
+    out, kept, uri = tmp_path / "out", tmp_path / "kept", store_uri(tmp_path)
+    result = on_a_full_disk(
+        tmp_path,
+        f"{{python}} -m bpexp trainer.epochs={EPOCHS} trainer.loss_threshold=null "
+        "tracking.uri={uri}\n"
+        "echo $? > {tmp}/job.rc\n"
+        "{python} -m bpexp.sync {out}/outputs/*/* > {tmp}/sync.out 2> {tmp}/sync.err\n"
+        "echo $? > {tmp}/sync.rc\n"
+        "cp -a {out}/outputs {tmp}/kept\n",
+    )
     assert (tmp_path / "job.rc").read_text().strip() == "1"
     (run,) = runs(uri)
     (job_dir,) = kept.glob("*/*")
@@ -108,3 +121,29 @@ def test_a_full_output_disk_logs_the_results_from_memory_and_fails_the_run(tmp_p
     assert (record["state"], record["status"]) == ("published", "FAILED")
     assert client.get_run(run.info.run_id).info.status == "FAILED"
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == len(steps)
+
+
+def test_a_sweep_whose_job_was_logged_from_memory_is_synced_without_it(tmp_path):
+    uri = store_uri(tmp_path)
+    # the first job fills the disk; the second cannot even start (Hydra's own files)
+    result = on_a_full_disk(
+        tmp_path,
+        f"{{python}} -m bpexp -m seed=0,1 trainer.epochs={EPOCHS} trainer.loss_threshold=null "
+        "tracking.uri={uri}\n"
+        "{python} -m bpexp.sync {out}/multirun/*/* > {tmp}/sync.out 2> {tmp}/sync.err\n"
+        "echo $? > {tmp}/sync.rc\n",
+    )
+    said = result.stdout + result.stderr  # a sweep's job logs its line
+    assert "its results were logged to the store as run" in said, said[-3000:]
+    ended = {r.info.run_id: r for r in runs(uri)}
+    (parent,) = [r for r in ended.values() if r.data.tags.get("bpexp.role") == "sweep"]
+    (job,) = [r for r in ended.values() if r.data.tags.get("bpexp.role") == "job"]
+    assert job.data.tags["bpexp.published"] == "memory"
+    sync_said = (tmp_path / "sync.out").read_text() + (tmp_path / "sync.err").read_text()
+    assert (tmp_path / "sync.rc").read_text().strip() == "0", sync_said
+    assert "0 job(s) logged; the sweep's parent run ended FAILED" in sync_said
+    client = MlflowClient(tracking_uri=uri)
+    after = client.get_run(job.info.run_id)
+    assert (after.info.status, after.info.end_time) == ("FAILED", job.info.end_time)
+    assert client.get_run(parent.info.run_id).info.status == "FAILED"
+    assert len(runs(uri)) == 2  # no run made for the job by the sync
