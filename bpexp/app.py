@@ -29,7 +29,7 @@ from bpexp.core import MLP, History, fit
 from bpexp.core.training import training_bytes
 from bpexp.data import Dataset, load_dataset
 from bpexp.tracking import RunTracker, TrackingError, publish
-from bpexp.tracking.files import read_summary, unwritable
+from bpexp.tracking.files import cannot_write, read_summary, unwritable
 from bpexp.tracking.names import GIT_COMMIT, LAUNCHER, ROLE, SOURCE_NAME
 from bpexp.tracking.publisher import earlier_run
 from bpexp.tracking.run import LoggedFromMemory
@@ -463,8 +463,7 @@ def say_failure(exc: Exception) -> None:
     ``SystemExit``."""
     if unwritable(exc):
         # a full or read-only disk: one line naming the file, not a traceback
-        where = exc.filename or f"the job's files in {HydraConfig.get().runtime.output_dir}"
-        message = f"bpexp: error: cannot write {where}: {exc.strerror}"
+        message = f"bpexp: error: {cannot_write(exc, HydraConfig.get().runtime.output_dir)}"
         if isinstance(exc, LoggedFromMemory):
             message += f"; its results were logged to the store as run {exc.run_id} (FAILED)"
     elif isinstance(exc, (ConfigError, JobError, TrackingError)):

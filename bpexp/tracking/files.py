@@ -38,6 +38,13 @@ def unwritable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in UNWRITABLE
 
 
+def cannot_write(exc: OSError, output_dir: str | Path) -> str:
+    """What an :func:`unwritable` error stops: ``cannot write FILE: REASON`` (the job's
+    files in ``output_dir`` when the error names no file)."""
+    where = exc.filename or f"the job's files in {output_dir}"
+    return f"cannot write {where}: {exc.strerror}"
+
+
 def artifact_dir(output_dir: str | Path) -> Path:
     """Where a job keeps the files published as its run's artifacts."""
     return Path(output_dir) / ARTIFACTS

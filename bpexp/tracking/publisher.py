@@ -314,8 +314,8 @@ def _publish_locked(output_dir: Path, tracking_uri, logged_steps, parent_run_id,
         )
     check_store(uri)
     if record["state"] == RUNNING:
-        if _published_from_memory(uri, record):
-            record.update(state=PUBLISHED, status="FAILED", published_from="memory")
+        if source := _published_from(uri, record):
+            record.update(state=PUBLISHED, status="FAILED", published_from=source)
             try:
                 write_record(output_dir, record)
             except OSError:
@@ -405,15 +405,18 @@ def _send(output_dir: Path, record: dict, uri: str, logged_steps, parent_run_id)
     return run_id
 
 
-def _published_from_memory(uri: str, record: dict) -> bool:
-    """Whether a job's run, its ``run.json`` left stale by a full disk, was published
-    from the job's memory and ended (see :meth:`bpexp.tracking.RunTracker.finish`)."""
+def _published_from(uri: str, record: dict) -> str | None:
+    """Where a job's run, its ``run.json`` left stale by a full disk, was published
+    from and ended (``memory``: see :meth:`bpexp.tracking.RunTracker.finish`); None
+    when it was not."""
     from mlflow.exceptions import MlflowException
 
     if not record.get("run_id"):
-        return False
+        return None
     try:
         run = open_store(uri).get_run(record["run_id"])
     except MlflowException:
-        return False
-    return PUBLISHED_FROM in run.data.tags and run.info.status != "RUNNING"
+        return None
+    if run.info.status == "RUNNING":
+        return None
+    return run.data.tags.get(PUBLISHED_FROM)

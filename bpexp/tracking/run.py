@@ -19,11 +19,13 @@ import tempfile
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from bpexp.signals import deferred, reason
 from bpexp.tracking.files import (
     HistoryWriter,
     artifact_dir,
+    cannot_write,
     flatten,
     save_loss_curve,
     summary_of,
@@ -187,17 +189,19 @@ class RunTracker:
         """
         self.net = net
         summary = summary_of(history, wall_seconds)
-        try:
-            if self.unwritten is not None:
-                raise self.unwritten
-            write_json(self.files / DATASET, dataset_metadata)
-            self._write_results(history.records if history.records else [history.initial])
-            write_summary(self.files, summary)
-            self._end("FINISHED")
-        except OSError as exc:
-            if not unwritable(exc):
-                raise
-            self._publish_from_memory(exc, history, summary, dataset_metadata)
+        unwritten = self.unwritten
+        if unwritten is None:
+            try:
+                write_json(self.files / DATASET, dataset_metadata)
+                self._write_results(history.records if history.records else [history.initial])
+                write_summary(self.files, summary)
+                self._end("FINISHED")
+            except OSError as exc:
+                if not unwritable(exc):
+                    raise
+                unwritten = exc
+        if unwritten is not None:
+            self._publish_from_memory(unwritten, history, summary, dataset_metadata)
         self._publish()
         return summary["metrics"]
 
@@ -211,7 +215,9 @@ class RunTracker:
         if records is not None and self.log_figure and len(records) > 1:
             save_loss_curve(files, records, self.figure_title)
 
-    def _publish_from_memory(self, cause: OSError, history, summary: dict, dataset: dict):
+    def _publish_from_memory(
+        self, cause: OSError, history, summary: dict, dataset: dict
+    ) -> NoReturn:
         """Publish the run from memory, its output directory unwritable (``cause``),
         and raise :class:`LoggedFromMemory`; ``cause`` itself when the store (or the
         temporary directory) cannot take it.
@@ -219,7 +225,8 @@ class RunTracker:
         The files the job would have written are rebuilt from memory in a temporary
         directory (``$TMPDIR``, removed afterwards), laid out as an output directory,
         and published from there by :func:`publish`, the one publisher: the history
-        is the in-memory one (every epoch up to ``KEPT_RECORDS``, then thinned).
+        is the in-memory one (every epoch up to ``bpexp.app.KEPT_RECORDS``, then
+        thinned).
         The run ends FAILED, its ``error`` tag naming the directory, and is tagged
         ``bpexp.published`` (:data:`~bpexp.tracking.names.PUBLISHED_FROM`), by
         which ``bpexp.sync`` knows it needs nothing more.
@@ -227,8 +234,7 @@ class RunTracker:
         is left as it was (stale: ``bpexp.sync`` asks the store).
         """
         self.history.abandon()  # the rows written stay in history.csv.part
-        where = cause.filename or f"the job's files in {self.output_dir}"
-        error = masked(f"cannot write {where}: {cause.strerror}")
+        error = masked(cannot_write(cause, self.output_dir))
         record = {**self.record, "state": ENDED, "status": "FAILED", "error": error,
                   "published_from": "memory"}  # fmt: skip
         try:
