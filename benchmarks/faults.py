@@ -196,7 +196,9 @@ def disk_full(cwd: Path):
     stored = {a.path for a in client.list_artifacts(run_id)}
     rows = -1
     if "history.csv" in stored:
-        rows = len(Path(client.download_artifacts(run_id, "history.csv")).read_text().split()) - 1
+        rows = (
+            len(Path(client.download_artifacts(run_id, "history.csv")).read_text().splitlines()) - 1
+        )
     ok = (len(lines) == 1 and "logged to the store" in lines[0]
           and "weights.npz" in stored and rows == epochs + 1
           and max(steps, default=-1) == epochs and len(steps) == len(set(steps))
