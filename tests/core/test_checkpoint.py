@@ -55,8 +55,10 @@ def test_resuming_from_a_checkpoint_gives_the_uninterrupted_run(
 
     # a new process's view: a network drawn afresh, the records read back
     seen = []
-    resumed_net, resumed = _run(variant, update, schedule, train_eval, 12,
-                                resume=saved, resume_records=records[:7], callback=seen.append)  # fmt: skip
+    resumed_net, resumed = _run(
+        variant, update, schedule, train_eval, 12,
+        resume=saved, resume_records=records[:7], callback=seen.append,
+    )  # fmt: skip
     assert [r["epoch"] for r in seen] == list(range(7, 13))  # only the epochs trained now
     for a, b in zip(whole_net.weights + whole_net.biases, resumed_net.weights + resumed_net.biases):
         np.testing.assert_array_equal(a, b)
@@ -92,7 +94,7 @@ def test_resuming_checks_the_shapes_and_the_records():
     other = MLP([2, 4, 1], rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match=r"resume: the checkpoint's parameters have shapes"):
         fit(other, XOR_X, XOR_Y, epochs=5, resume=taken[0], resume_records=records)
-    with pytest.raises(ValueError, match="records of epochs 0 to 1 .* stop at epoch 0"):
+    with pytest.raises(ValueError, match=r"records of epochs 0 to 1 .* stop at epoch 0"):
         fit(MLP([2, 3, 1]), XOR_X, XOR_Y, epochs=5, resume=taken[0], resume_records=records[:1])
     with pytest.raises(ValueError, match="none were given"):
         fit(MLP([2, 3, 1]), XOR_X, XOR_Y, epochs=5, resume=taken[0])
