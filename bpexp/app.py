@@ -460,10 +460,11 @@ def run_job(cfg: DictConfig) -> float:
                     progress(record)
 
             try:
+                # a single run's checkpoints: a stopped sweep is resumed job by job
+                checkpoint = None if job.multirun else job.tracker.keep_checkpoint
                 data, net, history, wall = train(
-                    cfg, callback, keep=job.tracker.keep, checkpoint=job.tracker.keep_checkpoint,
-                    resume=resume,
-                )  # fmt: skip
+                    cfg, callback, keep=job.tracker.keep, checkpoint=checkpoint, resume=resume
+                )
             finally:
                 if progress is not None:
                     progress.close()
@@ -473,7 +474,7 @@ def run_job(cfg: DictConfig) -> float:
             raise
         _RUNS_STOPPED.append(job.tracker.run_id)
         then = ""
-        if not job.multirun and job.tracker.checkpoint_path.is_file():
+        if job.tracker.checkpoint is not None and job.tracker.checkpoint_path.is_file():
             epoch, where = job.tracker.checkpoint.epoch, job.tracker.output_dir
             then = f"; to train on from epoch {epoch}: python -m bpexp.resume {where}"
         log.warning(
