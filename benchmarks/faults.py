@@ -93,9 +93,9 @@ def verdict(lines: list[str], runs: Counter, *, ok: bool, leaked: bool = False) 
     return "clean"
 
 
-def running_job(cwd: Path, *args: str) -> subprocess.Popen:
+def running_job(cwd: Path, *args: str, epochs: int = 2_000_000) -> subprocess.Popen:
     """A job started and training (its history on disk)."""
-    proc = start(cwd, "trainer.epochs=2000000", "trainer.loss_threshold=null", *args)
+    proc = start(cwd, f"trainer.epochs={epochs}", "trainer.loss_threshold=null", *args)
     wait_for(lambda: any(cwd.glob("**/artifacts/history.csv.part")))
     time.sleep(1.5)
     return proc
@@ -153,6 +153,20 @@ def double_ctrl_c(cwd: Path):
     kept = list(cwd.glob("outputs/*/*/artifacts"))
     ok = bool(kept) and (kept[0] / "history.csv").exists() and (kept[0] / "weights.npz").exists()
     return said(err)[-2:], statuses(cwd), verdict(said(err), statuses(cwd), ok=ok)
+
+
+def continue_run(cwd: Path):
+    proc = running_job(cwd, "optimizer=sgd", epochs=60_000)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    (job,) = [p.parent for p in cwd.glob("outputs/*/*/run.json")]
+    out = run(cwd, "bpexp.resume", str(job))
+    lines = said(out.stderr)[-1:]
+    runs = statuses(cwd)
+    continued = [p for p in cwd.glob("outputs/*/*/artifacts/history.csv") if job not in p.parents]
+    rows = continued[0].read_text().count("\n") - 1 if continued else 0  # the header aside
+    ok = out.returncode == 0 and runs == {"FINISHED": 1, "KILLED": 1} and rows == 60_001
+    return [f"{rows} rows in the continued history.csv", *lines], runs, verdict(lines, runs, ok=ok)
 
 
 def resume(cwd: Path):
@@ -283,6 +297,7 @@ CASES: dict[str, tuple[str, Callable]] = {
     "5": ("Ctrl-C under the joblib launcher", joblib_ctrl_c),
     "6": ("Ctrl-C five times in 0.25 s", double_ctrl_c),
     "8": ("a sweep stopped by Ctrl-C, resumed", resume),
+    "8b": ("a single run stopped by SIGTERM, continued", continue_run),
     "9": ("the output disk full", disk_full),
     "11": ("bpexp.report --experiment ../../x", report_outside),
     "12": ("two sweeps at once on a new store", two_commands_new_store),

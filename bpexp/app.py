@@ -12,6 +12,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,15 +24,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from bpexp import callbacks, signals
+from bpexp import callbacks, continuing, signals
 from bpexp.config import ConfigError, JobError, hidden_sizes, options_of, validate
 from bpexp.core import MLP, History, fit
-from bpexp.core.training import training_bytes
+from bpexp.core.training import Checkpoint, training_bytes
 from bpexp.data import Dataset, load_dataset
 from bpexp.tracking import RunTracker, TrackingError, publish
 from bpexp.tracking.files import cannot_write, read_summary, unwritable
-from bpexp.tracking.names import GIT_COMMIT, LAUNCHER, ROLE, SOURCE_NAME
-from bpexp.tracking.publisher import earlier_run
+from bpexp.tracking.names import CONTINUED_AS, CONTINUES, GIT_COMMIT, LAUNCHER, ROLE, SOURCE_NAME
+from bpexp.tracking.publisher import earlier_run, tag_in_store
 from bpexp.tracking.run import LoggedFromMemory
 from bpexp.tracking.store import (
     check_store,
@@ -65,14 +66,15 @@ KEPT_RECORDS = 10_000
 class _Bar:
     """A tqdm bar of the epochs, with the training loss every 50 epochs."""
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, start: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        self.epochs = cfg.trainer.epochs
-        self.bar = tqdm(total=self.epochs, unit="epoch", desc=cfg.dataset.name, leave=True)
+        self.epochs, self.start = cfg.trainer.epochs, start
+        self.bar = tqdm(total=self.epochs, initial=start, unit="epoch", desc=cfg.dataset.name,
+                        leave=True)  # fmt: skip
 
     def __call__(self, record: dict) -> None:
-        if record["epoch"]:
+        if record["epoch"] > self.start:
             self.bar.update(1)
             if record["epoch"] % 50 == 0 or record["epoch"] == self.epochs:
                 self.bar.set_postfix_str(f"loss={record['train_loss']:.4g}", refresh=False)
@@ -93,7 +95,7 @@ class _ProgressLog:
         self.epochs = cfg.trainer.epochs
         self.every = cfg.trainer.progress_every
         self.bound = "at most" if cfg.trainer.loss_threshold is not None else "about"
-        self.start, self.due = math.inf, -math.inf
+        self.start, self.first, self.due = math.inf, None, -math.inf
 
     def __call__(self, record: dict) -> None:
         now = time.monotonic()
@@ -101,8 +103,8 @@ class _ProgressLog:
             return
         epoch = record["epoch"]
         self.due = now + self.every
-        if epoch == 0:  # fit's call before the first epoch: the clock starts
-            self.start = now
+        if self.first is None:  # fit's first call (epoch 0, or a continued run's next)
+            self.start, self.first = now, epoch
         else:
             elapsed = now - self.start
             log.info(
@@ -112,23 +114,24 @@ class _ProgressLog:
                 record["train_loss"],
                 duration(elapsed),
                 self.bound,
-                duration(elapsed / epoch * (self.epochs - epoch)),
+                duration(elapsed / (epoch - self.first) * (self.epochs - epoch)),
             )
 
     def close(self) -> None:
         pass
 
 
-def _progress(cfg: DictConfig, multirun: bool) -> _Bar | _ProgressLog | None:
+def _progress(cfg: DictConfig, multirun: bool, start: int = 0) -> _Bar | _ProgressLog | None:
     """How training reports its progress (``trainer.progress``): ``auto`` draws a
     bar for a single run on an interactive terminal, and logs a line every
     ``trainer.progress_every`` seconds otherwise (a sweep's jobs, a run whose
-    output goes to a file); ``true`` always draws the bar; ``false``: neither."""
+    output goes to a file); ``true`` always draws the bar; ``false``: neither.
+    ``start``: the epoch training starts after (a continued run's)."""
     show = cfg.trainer.progress
     if show is False:
         return None
     if show is True or (not multirun and sys.stderr.isatty()):
-        return _Bar(cfg)
+        return _Bar(cfg, start)
     return _ProgressLog(cfg)
 
 
@@ -248,17 +251,26 @@ def fit_options(cfg: DictConfig, data: Dataset) -> dict:
     )
 
 
-def train(cfg: DictConfig, callback=None, keep=None) -> tuple[Dataset, MLP, History, float]:
+def train(
+    cfg: DictConfig,
+    callback=None,
+    keep=None,
+    checkpoint=None,
+    resume: tuple[Checkpoint, Iterable[dict]] | None = None,
+) -> tuple[Dataset, MLP, History, float]:
     """Load the data, build the network and train it as a validated ``cfg`` says.
 
     Returns the data set, the trained network, its history and the seconds
     :func:`bpexp.core.fit` took.  Nothing here is tracked; ``keep`` is called
     with the network before it trains (the tracker writes its weights however
-    training ends).
+    training ends), ``checkpoint`` with fit's checkpoints; with ``resume``, a
+    checkpoint and the records up to it, training goes on from there (the
+    network built from ``cfg.seed`` then takes the checkpoint's parameters).
     """
     data, net, rng = build(cfg)
     if keep is not None:
         keep(net)
+    start, records = resume if resume is not None else (None, ())
     t0 = time.perf_counter()
     history = fit(
         net,
@@ -267,6 +279,9 @@ def train(cfg: DictConfig, callback=None, keep=None) -> tuple[Dataset, MLP, Hist
         rng=rng,
         callback=callback,
         max_records=KEPT_RECORDS,
+        checkpoint=checkpoint,
+        resume=start,
+        resume_records=records,
         **fit_options(cfg, data),
     )
     return data, net, history, time.perf_counter() - t0
@@ -280,6 +295,8 @@ class Job:
     tracker: RunTracker
     name: str
     multirun: bool
+    #: the stopped run it goes on from (``trainer.continue_from``)
+    continued: continuing.StoppedRun | None = None
 
 
 def begin_job(cfg: DictConfig) -> Job:
@@ -325,6 +342,8 @@ def begin_job(cfg: DictConfig) -> Job:
     config.pop("hydra", None)
     if config["tracking"]["uri"]:  # logged as a param and in config.yaml: never its password
         config["tracking"]["uri"] = masked(config["tracking"]["uri"])
+    if continued := continuing.stopped_run(config, hc.runtime.cwd, multirun):
+        tags[CONTINUES] = continued.record.get("run_id") or str(continued.output_dir)
     earlier = earlier_run(output_dir)  # a resumed sweep's job that did not finish
     tracker = RunTracker(
         output_dir,
@@ -350,7 +369,11 @@ def begin_job(cfg: DictConfig) -> Job:
     )
     if earlier is not None:
         supersede(uri, earlier, tracker.run_id)
-    return Job(cfg, tracker, name, multirun)
+    if continued is not None and tracker.run_id is not None:
+        tag_in_store(uri, continued.record.get("run_id"), CONTINUED_AS, tracker.run_id)
+        log.info("continuing run %s (%s) from its epoch %d", continued.record.get("run_id"),
+                 continued.output_dir, continued.checkpoint.epoch)  # fmt: skip
+    return Job(cfg, tracker, name, multirun, continued)
 
 
 def end_job(job: Job, data: Dataset, net: MLP, history: History, wall: float) -> float:
@@ -423,7 +446,12 @@ def run_job(cfg: DictConfig) -> float:
             with signals.deferred():
                 job = begin_job(cfg)
                 stack.enter_context(job.tracker.guard())
-            progress = _progress(cfg, job.multirun)
+            resume, start = None, 0
+            if (continued := job.continued) is not None:
+                # the stopped run's epochs are the new run's first: its history file too
+                resume = (continued.checkpoint, _through(continued.records(), job.tracker.on_epoch))
+                start = continued.checkpoint.epoch
+            progress = _progress(cfg, job.multirun, start)
             callback = job.tracker.on_epoch
             if progress is not None:
 
@@ -433,7 +461,11 @@ def run_job(cfg: DictConfig) -> float:
                     return stop
 
             try:
-                data, net, history, wall = train(cfg, callback, keep=job.tracker.keep)
+                # a single run's checkpoints: a stopped sweep is resumed job by job
+                checkpoint = None if job.multirun else job.tracker.keep_checkpoint
+                data, net, history, wall = train(
+                    cfg, callback, keep=job.tracker.keep, checkpoint=checkpoint, resume=resume
+                )
             finally:
                 if progress is not None:
                     progress.close()
@@ -442,14 +474,26 @@ def run_job(cfg: DictConfig) -> float:
         if job is None:  # stopped before its run existed
             raise
         _RUNS_STOPPED.append(job.tracker.run_id)
+        then = ""
+        if job.tracker.checkpoint is not None and job.tracker.checkpoint_path.is_file():
+            epoch, where = job.tracker.checkpoint.epoch, job.tracker.output_dir
+            then = f"; to train on from epoch {epoch}: python -m bpexp.resume {where}"
         log.warning(
-            "run %s (%s) KILLED, %s; its history and weights are in %s",
+            "run %s (%s) KILLED, %s; its history and weights are in %s%s",
             job.tracker.run_id,
             job.name,
             signals.reason(exc),
             job.tracker.files,
+            then,
         )
         raise
+
+
+def _through(records: Iterable[dict], see) -> Iterable[dict]:
+    """``records``, each passed to ``see`` as it goes by."""
+    for record in records:
+        see(record)
+        yield record
 
 
 #: the runs this process saw stopped (Ctrl-C, SIGTERM): each said so in its own line

@@ -73,6 +73,7 @@ TRAINER_OPTIONS: Table = {
     "train_eval": FIT_OPTIONS["train_eval"],
     "progress": [],  # true, false or auto: checked in validate
     "progress_every": [Interval(float, 0, None, "neither")],
+    "continue_from": [str, None],  # a stopped run's directory: checked by bpexp.continuing
 }
 TRACKING_OPTIONS: Table = {
     "uri": [str, None],

@@ -41,7 +41,15 @@ from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bpexp.app import begin_job, build, end_job, finished_before, fit_options, say_failure
+from bpexp.app import (
+    KEPT_RECORDS,
+    begin_job,
+    build,
+    end_job,
+    finished_before,
+    fit_options,
+    say_failure,
+)
 from bpexp.core import fit_many
 from bpexp.core.constraints import Interval, problem
 from bpexp.core.stacked import SHARED_OPTIONS, STACK_SHAPE
@@ -408,6 +416,7 @@ class _Group:
                 data.y_train,
                 rng=[m.rng for m in stack],
                 callback=callbacks,
+                max_records=KEPT_RECORDS,
                 **options,
             )
         except Exception as exc:  # the computation itself failed: every job of it

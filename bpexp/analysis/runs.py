@@ -23,7 +23,15 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 
-from bpexp.tracking.names import HISTORY, JOB_TAGS, PARENT_FILE, PARENT_RUN_ID, ROLE, SUMMARY
+from bpexp.tracking.names import (
+    HISTORY,
+    JOB_TAGS,
+    NOT_THE_EXPERIMENT,
+    PARENT_FILE,
+    PARENT_RUN_ID,
+    ROLE,
+    SUMMARY,
+)
 from bpexp.tracking.store import client_for, download_artifact, find_run, resolve_tracking_uri
 
 #: the x-axes every comparison can use: epochs, updates, samples seen, training seconds
@@ -39,17 +47,6 @@ FIXED = (
     "end_time",
     "artifact_uri",
     *JOB_TAGS,
-)
-#: params that say where or how a run was recorded, not what was trained: two runs
-#: that differ only in these are the same experiment (prefixes of dotted keys)
-NOT_THE_EXPERIMENT = (
-    "tracking.",
-    "report.",
-    "trainer.progress",
-    "dataset.root",
-    "dataset.download",
-    "dataset.timeout",
-    "dataset.mirrors",
 )
 #: the axes a comparison is usually about, in the order tables and figures use them;
 #: an update rule or schedule before its own knobs (``update.beta1`` is logged by adam

@@ -373,16 +373,7 @@ class MLP:
         The file is written under a temporary name and renamed into place, so a
         crash never leaves a half-written file behind.
         """
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **self.to_arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return path
+        return save_npz(path, self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MLP:
@@ -396,6 +387,21 @@ class MLP:
             f"init={self.init!r}, bias_init={self.bias_init!r}, dtype={str(self.dtype)!r}, "
             f"bias={self.bias})"
         )
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz``) under a temporary name, then rename it
+    into place: a crash never leaves a half-written file behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
 
 
 def outer_sum(a: np.ndarray, delta: np.ndarray) -> np.ndarray:

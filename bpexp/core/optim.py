@@ -25,6 +25,17 @@ class Update:
     def step(self, grads: list[np.ndarray], lr: float) -> None:
         raise NotImplementedError
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What the rule carries from one step to the next (velocities, moments, the
+        step count), as arrays by name; the arrays are the rule's own, not copies."""
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Take ``state`` (from :meth:`state`) as the rule's own: it goes on as if it
+        had made the steps that led to it."""
+        for name, array in self.state().items():
+            array[...] = state[name]
+
 
 class Plain(Update):
     """Gradient descent: ``w -= lr * g`` for every parameter."""
@@ -65,6 +76,9 @@ class Momentum(Update):
                 p += s
             else:
                 p += v
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"velocity{i}": v for i, v in enumerate(self.velocity)}
 
 
 class Adam(Update):
@@ -111,6 +125,19 @@ class Adam(Update):
             np.divide(m, s, out=s)
             s *= step
             p -= s
+
+    def state(self) -> dict[str, np.ndarray]:
+        # t as an array: the bias corrections at step t + 1 depend on it
+        return {
+            **{f"m{i}": m for i, m in enumerate(self.m)},
+            **{f"v{i}": v for i, v in enumerate(self.v)},
+            "t": np.array(self.t),
+        }
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            m[...], v[...] = state[f"m{i}"], state[f"v{i}"]
+        self.t = int(state["t"])
 
 
 #: each update rule and its own options: the rules' one vocabulary and ranges

@@ -545,6 +545,7 @@ def fit_many(
     decay: float | Sequence[float] = 0.01,
     train_eval: str = "full",
     rng: Sequence[np.random.Generator] | None = None,
+    max_records: int | None = None,
 ) -> list[History]:
     """Train the K networks ``nets`` in place at once; return one :class:`History` each.
 
@@ -572,6 +573,9 @@ def fit_many(
     callback : callable or list of callables, optional
         One for all (called with each network's records in turn) or one per
         network (None for none); returning True stops that network.
+    max_records : int, optional
+        Each History keeps at most this many records (see :class:`History`);
+        the callbacks still see every one.
 
     Returns
     -------
@@ -592,8 +596,9 @@ def fit_many(
     K = len(nets)
     check_options(
         FIT_OPTIONS,
-        {"variant": variant, "batch_size": batch_size, "epochs": epochs, "train_eval": train_eval},
-    )
+        {"variant": variant, "batch_size": batch_size, "epochs": epochs, "train_eval": train_eval,
+         "max_records": max_records},
+    )  # fmt: skip
     _require(update in UPDATES, f"unknown update rule {update!r}; valid: {', '.join(UPDATES)}")
     _require((X_val is None) == (Y_val is None), "X_val and Y_val: give both or neither")
 
@@ -641,7 +646,10 @@ def fit_many(
 
     n = X.shape[0]
     m = n if variant == "bgd" else 1 if variant == "sgd" else min(int(batch_size), n)
-    histories = [History(loss_threshold=t, train_eval=train_eval) for t in thresholds]
+    histories = [
+        History(loss_threshold=t, train_eval=train_eval, max_records=max_records)
+        for t in thresholds
+    ]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         stack = _Stack(nets, X, Y, m, lossfn, update, consts, rngs, train_eval)
         _train(
@@ -728,7 +736,9 @@ def _train(
             for e, s in zip(epoch_nums, secs, strict=True)
         ]
         for j, k in enumerate(stack.ids.tolist()):
-            append = histories[k].records.append
+            history = histories[k]
+            # History.add thins the records kept; without a bound, appending is that
+            append = history.add if history.max_records is not None else history.records.append
             vals = [cols[key][j] for key in keys]
             if validate:
                 for base, tl, ta, vl, va, g, lr in zip(bases, *vals, strict=True):

@@ -25,16 +25,19 @@ What a record's ``train_loss`` means is set by ``train_eval``:
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from bpexp.core.constraints import Interval, Options, Table, check_options
 from bpexp.core.losses import LOSSES, Loss, check_targets
-from bpexp.core.network import MLP, match_labels, n_correct
+from bpexp.core.network import MLP, match_labels, n_correct, save_npz
 from bpexp.core.optim import SCHEDULES, UPDATES, Update, make_schedule, make_update
 
 VARIANTS = ("bgd", "sgd", "mbgd")
@@ -53,6 +56,7 @@ FIT_OPTIONS: Table = {
     "divergence_factor": [Interval(float, 1, None, "neither"), None],
     "train_eval": [Options(TRAIN_EVAL)],
     "max_records": [Interval(int, 2), None],
+    "checkpoint_every": [Interval(float, 0, None, "left")],
 }
 #: the default ``divergence_factor``: healthy runs measured stay below 2x their
 #: initial loss (XOR's sgd at lr 10 peaks at 1.6x), diverging ones pass 1e5x
@@ -163,6 +167,65 @@ class History:
             if r["train_loss"] <= self.loss_threshold:
                 return r["epoch"]
         return None
+
+
+@dataclass
+class Checkpoint:
+    """Where training stood at the end of an epoch: all :func:`fit` needs to go on
+    from there as if it had never stopped, bit for bit (``fit(resume=...)``).
+
+    Attributes
+    ----------
+    epoch : int
+        The last epoch trained.
+    params : list of ndarray
+        Copies of ``net.weights + net.biases`` at its end.
+    update : dict of str to ndarray
+        A copy of the update rule's state (:meth:`bpexp.core.optim.Update.state`).
+    rng : dict
+        The run generator's ``bit_generator.state``: the next epoch's permutation
+        is drawn from it.
+    seconds : float
+        The training seconds up to its end (the records' ``seconds``).
+    """
+
+    epoch: int
+    params: list[np.ndarray]
+    update: dict[str, np.ndarray]
+    rng: dict
+    seconds: float
+
+    @classmethod
+    def take(
+        cls, epoch: int, net: MLP, update: Update, rng: np.random.Generator, seconds: float
+    ) -> Checkpoint:
+        """A checkpoint of ``net``, its update rule and the generator after ``epoch``."""
+        params = [p.copy() for p in net.weights + net.biases]
+        state = {k: v.copy() for k, v in update.state().items()}
+        return cls(epoch, params, state, rng.bit_generator.state, seconds)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write it to ``path`` (``.npz``, atomically, no pickle)."""
+        arrays = {f"param{i}": p for i, p in enumerate(self.params)}
+        arrays.update({f"update.{k}": v for k, v in self.update.items()})
+        # the generator's state holds 128-bit integers: JSON keeps them exactly
+        arrays.update(epoch=np.array(self.epoch), seconds=np.array(self.seconds),
+                      rng=np.array(json.dumps(self.rng)))  # fmt: skip
+        return save_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Checkpoint:
+        """Read a checkpoint written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as f:
+            n = sum(1 for k in f.files if k.startswith("param"))
+            state = [k for k in f.files if k.startswith("update.")]
+            return cls(
+                epoch=int(f["epoch"]),
+                params=[f[f"param{i}"] for i in range(n)],
+                update={k.removeprefix("update."): f[k] for k in state},
+                rng=json.loads(str(f["rng"])),
+                seconds=float(f["seconds"]),
+            )
 
 
 def divergence_limit(initial_loss: float, factor: float | None) -> float:
@@ -318,6 +381,10 @@ def fit(
     rng: np.random.Generator | None = None,
     record_order: bool = False,
     max_records: int | None = None,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    checkpoint_every: float = 1.0,
+    resume: Checkpoint | None = None,
+    resume_records: Iterable[dict] = (),
 ) -> History:
     """Train ``net`` in place by gradient descent and return its :class:`History`.
 
@@ -377,6 +444,20 @@ def fit(
     max_records : int, optional
         Keep at most this many records in the history (see :class:`History`);
         the callback still sees every one.
+    checkpoint : callable, optional
+        ``checkpoint(Checkpoint)`` is called at the end of the first epoch and
+        then of the first epoch ending at least ``checkpoint_every`` seconds after
+        the last checkpoint (a run stopped between two can go on from the last).
+    resume : Checkpoint, optional
+        Go on from this checkpoint of a run of the same network, data, options
+        and generator seed, stopped after ``resume.epoch``: its parameters,
+        update state and generator are taken, training continues at the next
+        epoch, and the result is the uninterrupted run's.  ``net`` must have the
+        checkpoint's shapes (its own parameters are replaced).
+    resume_records : iterable of dict
+        With ``resume``: that run's records of epochs ``0`` to ``resume.epoch``, in
+        order (read back from its history), taken into the returned History as
+        they were.  The callback sees only the epochs trained now.
 
     Returns
     -------
@@ -401,6 +482,7 @@ def fit(
             "divergence_factor": divergence_factor,
             "train_eval": train_eval,
             "max_records": max_records,
+            "checkpoint_every": checkpoint_every,
         },
     )
     lossfn, X, Y, X_val, Y_val = checked_data(net, loss, X, Y, X_val, Y_val)
@@ -423,30 +505,37 @@ def fit(
     labels = match_labels(Y)
     running = train_eval == "running"
     history = History(loss_threshold=loss_threshold, train_eval=train_eval, max_records=max_records)
+    if resume is not None:
+        _restore(resume, net, updater, rng)
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        initial: dict = {"epoch": 0}
         if variant == "bgd":
             # bgd's forward pass of the current weights, kept: it measures them
             # and is the one the next epoch learns from.
             zs, activations = net.forward(X)
             measured = _measures(lossfn, zs[-1], activations[-1], Y, labels)
+        if resume is None:
+            initial: dict = {"epoch": 0}
+            if variant != "bgd":
+                measured = evaluate(net, X, Y, lossfn, labels)
+            initial["train_loss"], initial["train_accuracy"] = measured
+            if X_val is not None:
+                initial["val_loss"], initial["val_accuracy"] = evaluate(
+                    net, X_val, Y_val, lossfn, labels_val
+                )
+            initial.update(updates=0, samples=0, seconds=0.0)
+            history.initial = initial
+            if callback is not None and callback(initial):
+                history.stop_reason = "callback"
+                return history
+            first, seconds = 1, 0.0
         else:
-            measured = evaluate(net, X, Y, lossfn, labels)
-        initial["train_loss"], initial["train_accuracy"] = measured
-        if X_val is not None:
-            initial["val_loss"], initial["val_accuracy"] = evaluate(
-                net, X_val, Y_val, lossfn, labels_val
-            )
-        initial.update(updates=0, samples=0, seconds=0.0)
-        history.initial = initial
-        loss_limit = divergence_limit(initial["train_loss"], divergence_factor)
-        if callback is not None and callback(initial):
-            history.stop_reason = "callback"
-            return history
+            _take_records(history, resume_records, resume.epoch)
+            first, seconds = resume.epoch + 1, resume.seconds
+        loss_limit = divergence_limit(history.initial["train_loss"], divergence_factor)
 
-        seconds = 0.0
-        for epoch in range(1, epochs + 1):
+        due = -math.inf  # the next checkpoint's time: the first epoch's end
+        for epoch in range(first, epochs + 1):
             lr_e = float(lr_at(epoch - 1))
             order = None
             if variant == "bgd":
@@ -499,4 +588,42 @@ def fit(
                 history.stop_reason = "callback"
             if history.stop_reason != "epochs":
                 break
+            if checkpoint is not None and time.monotonic() >= due:
+                checkpoint(Checkpoint.take(epoch, net, updater, rng, seconds))
+                due = time.monotonic() + checkpoint_every
     return history
+
+
+def _restore(resume: Checkpoint, net: MLP, update: Update, rng: np.random.Generator) -> None:
+    """Put ``net``, its update rule and the generator where ``resume`` left them."""
+    params = net.weights + net.biases
+    shapes = [p.shape for p in resume.params]
+    _require(
+        shapes == [p.shape for p in params],
+        f"resume: the checkpoint's parameters have shapes {shapes}, "
+        f"the network's {[p.shape for p in params]}",
+    )
+    for p, saved in zip(params, resume.params):
+        p[...] = saved
+    update.set_state(resume.update)
+    rng.bit_generator.state = resume.rng
+
+
+def _take_records(history: History, records: Iterable[dict], last: int) -> None:
+    """Take a resumed run's records of epochs 0 to ``last`` into ``history``, as
+    :func:`fit` took them when it trained those epochs."""
+    epoch = -1
+    for record in records:
+        if record["epoch"] != epoch + 1:
+            break
+        epoch += 1
+        if epoch == 0:
+            history.initial = record
+        else:
+            history.add(record)
+        if epoch == last:
+            return
+    raise ValueError(
+        f"resume_records: the records of epochs 0 to {last} are needed in order, "
+        f"{'none were' if epoch < 0 else f'they stop at epoch {epoch}'} given"
+    )

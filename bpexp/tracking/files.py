@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from bpexp.tracking.names import (
     ARTIFACTS,
+    COUNTS,
     FIGURE,
     HISTORY,
     HISTORY_KEYS,
@@ -200,6 +202,15 @@ def read_history(path: Path, epochs: set[int] | None = None) -> list[dict[str, f
         ]  # fmt: skip
     rows = csv.DictReader(lines, fieldnames=header)
     return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in rows]
+
+
+def history_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a ``history.csv`` one at a time, as :func:`bpexp.core.fit` made
+    them: the :data:`COUNTS` as ints, the measures as floats (an empty cell is left
+    out).  Memory does not grow with the epochs."""
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            yield {k: int(v) if k in COUNTS else float(v) for k, v in row.items() if v}
 
 
 def summary_of(history, wall_seconds: float) -> dict[str, Any]:

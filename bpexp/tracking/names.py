@@ -14,6 +14,8 @@ A job's output directory (Hydra's ``hydra.runtime.output_dir``)::
         weights.npz     the trained network (MLP.save)
         loss_curve.png  the run's loss figure
         error.txt       the traceback of a run that failed
+    checkpoint.npz      where a stopped run's training stood (bpexp.core.Checkpoint):
+                        what ``trainer.continue_from`` goes on from; not published
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 #: in a job's output directory
 RUN_FILE = "run.json"
 ARTIFACTS = "artifacts"
+CHECKPOINT = "checkpoint.npz"
 #: in ``artifacts/``
 CONFIG = "config.yaml"
 HISTORY = "history.csv"
@@ -49,6 +52,8 @@ HISTORY_KEYS = (
     "seconds",
     "lr",
 )
+#: the history columns that count (as ints in a record); the others are measures
+COUNTS = ("epoch", "updates", "samples")
 #: the history columns sent to MLflow as metrics (``lr`` only when it changes).  Not
 #: ``samples`` (``updates`` times the batch size) nor ``seconds``: each point's
 #: timestamp is the run's start plus its training seconds, so MLflow's relative-time
@@ -88,7 +93,24 @@ PUBLISHED_FROM = "bpexp.published"
 LAUNCHER = "bpexp.launcher"
 #: a job's tags the analysis reads as columns
 JOB_TAGS = ("dataset", "variant", STOP_REASON, ERROR_TAG, LAUNCHER)
+#: a continued run's tag naming the stopped run it went on from, and that run's
+#: tag naming the run that continued it
+CONTINUES = "bpexp.continues"
+CONTINUED_AS = "bpexp.continued_as"
 #: MLflow's own tags
 PARENT_RUN_ID = "mlflow.parentRunId"
 SOURCE_NAME = "mlflow.source.name"
 GIT_COMMIT = "mlflow.source.git.commit"
+
+#: params that say where or how a run was recorded, not what was trained: two runs
+#: that differ only in these are the same experiment (prefixes of dotted keys)
+NOT_THE_EXPERIMENT = (
+    "tracking.",
+    "report.",
+    "trainer.progress",
+    "trainer.continue_from",
+    "dataset.root",
+    "dataset.download",
+    "dataset.timeout",
+    "dataset.mirrors",
+)

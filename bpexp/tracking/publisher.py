@@ -210,6 +210,17 @@ def end_in_store(uri: str, run_id: str | None, status: str, error: str) -> bool:
     return True
 
 
+def tag_in_store(uri: str, run_id: str | None, key: str, value: str) -> bool:
+    """Set a tag of a run in the store.  Returns whether it could; never raises."""
+    if run_id is None:
+        return False
+    try:
+        client_for(uri).set_tag(run_id, key, value)
+    except Exception:
+        return False
+    return True
+
+
 def process_alive(record: dict) -> bool:
     """Whether the process that wrote a job's ``run.json`` is still running (on another
     host: assumed not, as ``bpexp.sync`` is run once its job is over)."""

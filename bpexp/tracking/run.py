@@ -36,6 +36,7 @@ from bpexp.tracking.files import (
     write_summary,
 )
 from bpexp.tracking.names import (
+    CHECKPOINT,
     CONFIG,
     DATASET,
     ERROR,
@@ -125,6 +126,7 @@ class RunTracker:
         #: the error that made the output directory unwritable during training
         self.unwritten: OSError | None = None
         self.net = None
+        self.checkpoint = None
         if parent is not None:
             tags = {**tags, PARENT_RUN_ID: parent["run_id"]}
         keys = [k for k in METRIC_KEYS if not (k == "lr" and constant_lr)]
@@ -153,6 +155,15 @@ class RunTracker:
     def keep(self, net) -> None:
         """The network being trained: its weights are written however the run ends."""
         self.net = net
+
+    def keep_checkpoint(self, checkpoint) -> None:
+        """The :func:`bpexp.core.fit` checkpoint callback: the newest one is written
+        as ``checkpoint.npz`` if the run is stopped, for ``trainer.continue_from``."""
+        self.checkpoint = checkpoint
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output_dir / CHECKPOINT
 
     def on_epoch(self, record: dict) -> bool:
         """The :func:`bpexp.core.fit` callback: every record to ``history.csv``, a
@@ -262,6 +273,16 @@ class RunTracker:
             pass  # the disk is still full: run.json stays stale (see bpexp.sync)
         raise LoggedFromMemory(cause, run_id) from cause
 
+    def _save_checkpoint(self) -> None:
+        """``checkpoint.npz``, when training took one: what a continuation needs, not
+        what the run's results need, so a file that cannot be written ends nothing."""
+        if self.checkpoint is None:
+            return
+        try:
+            self.checkpoint.save(self.checkpoint_path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.checkpoint_path, exc.strerror)
+
     def _end(self, status: str, error: str | None = None) -> None:
         self.record.update(state=ENDED, status=status, error=error)
         write_record(self.output_dir, self.record)
@@ -300,6 +321,7 @@ class RunTracker:
         try:
             write_atomic(self.files / ERROR, masked("".join(traceback.format_exception(exc))))
             self._write_results(None)
+            self._save_checkpoint()
             self._end(status, masked(message))
             self._publish()
         except BaseException as inner:  # never mask the original error

@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 
 from bpexp.tracking.files import write_json
-from bpexp.tracking.names import ENDED_FILE, PARENT_FILE, PARENT_RUN_ID, RUN_FILE
+from bpexp.tracking.names import (
+    ENDED_FILE,
+    NOT_THE_EXPERIMENT,
+    PARENT_FILE,
+    PARENT_RUN_ID,
+    RUN_FILE,
+)
 from bpexp.tracking.store import (
     TrackingError,
     client_for,
@@ -50,13 +56,14 @@ def parent_run_name(study: str, swept: list[str], jobs: int | None) -> str:
 def run_name(overrides: list[str], swept: list[str] | None = None) -> str | None:
     """A run's name from its Hydra overrides: in a sweep, the values of the
     swept keys (``optimizer=sgd optimizer.lr=0.5 seed=3``); otherwise every
-    override but ``tracking.*``, which may hold a server's password.  None when
-    nothing is left.
+    override but those of :data:`NOT_THE_EXPERIMENT` (``tracking.*``, which may
+    hold a server's password, ``trainer.continue_from``...).  None when nothing
+    is left.
     """
     if swept:
         kept = [o for o in overrides if _override_key(o) in swept]
     else:
-        kept = [o for o in overrides if not _override_key(o).startswith("tracking.")]
+        kept = [o for o in overrides if not _override_key(o).startswith(NOT_THE_EXPERIMENT)]
     return " ".join(kept)[:RUN_NAME_MAX] or None
 
 

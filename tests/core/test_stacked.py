@@ -178,9 +178,17 @@ def test_networks_stop_at_different_epochs_inside_one_stack(variant):
         batch_size=3,
         loss_threshold=thresholds,
     )
+    fresh = [net.copy() for net in nets]
     hs = _check_against_fit(nets, X, Y, opts, RTOL["float64"])
     assert [h.stop_reason for h in hs] == ["threshold", "threshold", "diverged", "epochs"]
     assert len({len(h.records) for h in hs}) == 4
+
+    # memory bounded as fit bounds it: the same epochs kept, the same best and threshold
+    thinned = _check_against_fit(fresh, X, Y, {**opts, "max_records": 4}, RTOL["float64"])
+    for h, whole in zip(thinned, hs, strict=True):
+        assert len(h.records) <= 5  # the stride's multiples and the newest
+        assert h.records[-1]["epoch"] == whole.records[-1]["epoch"]
+        assert (h.best_loss, h.epochs_to_threshold) == (whole.best_loss, whole.epochs_to_threshold)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
