@@ -58,7 +58,7 @@ CONFIG = {
     },
     "trainer": {
         "epochs": 5000, "loss": "mse", "loss_threshold": 0.01, "divergence_factor": 1000.0,
-        "train_eval": "full", "progress": "auto", "progress_every": 10,
+        "train_eval": "full", "progress": "auto", "progress_every": 10, "continue_from": None,
     },
     "dataset": {"name": "xor"},
     "tracking": {

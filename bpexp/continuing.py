@@ -81,12 +81,12 @@ def stopped_run(config: dict, cwd: str | Path, multirun: bool) -> StoppedRun | N
                      f"python -m bpexp.resume {output_dir.parent}")  # fmt: skip
     path = output_dir / CHECKPOINT
     if not path.is_file():
-        status = record.get("status") or "RUNNING"
+        status = record.get("status")
+        how = f"it ended {status}" if status else "its process was killed (SIGKILL?)"
         why = (
             "it finished: nothing to continue"
             if status == "FINISHED"
-            else f"it ended {status} with no {CHECKPOINT} (stopped before its first epoch "
-            "ended, or killed by SIGKILL): run it again"
+            else f"no {CHECKPOINT} there ({how} before it could write one): run it again"
         )
         raise _error(f"the run in {output_dir}: {why}")
     try:

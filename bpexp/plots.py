@@ -13,10 +13,26 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 PLAIN = FuncFormatter(lambda v, _: f"{v:g}")
 
 
+class LogTicks(LogLocator):
+    """Ticks at 1, 2 and 5 of each decade over at most three decades (one label a
+    decade is too few to read there), at powers of ten over more, one decade in
+    two or more when they would crowd.  (LogLocator given several ``subs`` draws
+    no tick at all past ten decades: a run's loss from 0.1 to 1e-11 had a bare
+    axis.)"""
+
+    def __init__(self) -> None:
+        super().__init__(base=10)
+
+    def tick_values(self, vmin: float, vmax: float):
+        few = 0 < vmin < vmax <= vmin * 1e3 or 0 < vmax < vmin <= vmax * 1e3
+        self.set_params(subs=(1.0, 2.0, 5.0) if few else (1.0,))
+        return super().tick_values(vmin, vmax)
+
+
 def log_axis(axis) -> None:
-    """Plain labels at 1, 2 and 5 of each decade on a log-scaled axis, no minor
-    ticks (each is an artist to lay out, and one label a decade is too few to read)."""
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    """Plain labels on a log-scaled axis (:class:`LogTicks`), no minor ticks (each
+    is an artist to lay out)."""
+    axis.set_major_locator(LogTicks())
     axis.set_major_formatter(PLAIN)
     axis.set_minor_locator(NullLocator())
 

@@ -3,6 +3,7 @@ asks (``python -m bpexp.resume RUN_DIR``), and ends as if it had never stopped."
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -131,13 +132,17 @@ def test_what_cannot_be_continued_is_named(stopped, tmp_path):
     config["tracking"]["experiment"] = "elsewhere"
     assert stopped_run(config, "/", multirun=False) is not None
 
+    bare = tmp_path / "bare"
+    shutil.copytree(run_dir, bare)
+    (bare / "checkpoint.npz").unlink()
     cases = {
+        r"no checkpoint.npz there \(it ended KILLED before it could write one\)": (bare, False),
         "continues one run, not a sweep": (str(run_dir), True),
         "it finished: nothing to continue": (str(_only_dir(whole)), False),
-        "is not the output directory of a run of bpexp": (str(tmp_path), False),
+        "is not the output directory of a run of bpexp": (str(tmp_path / "none"), False),
     }
     for message, (where, multirun) in cases.items():
-        config["trainer"]["continue_from"] = where
+        config["trainer"]["continue_from"] = str(where)
         with pytest.raises(ConfigError, match=message):
             stopped_run(config, "/", multirun=multirun)
     config["trainer"]["continue_from"] = str(run_dir)
