@@ -189,9 +189,15 @@ def recover_history(directory: Path) -> bool:
     return True
 
 
-def read_history(path: Path, epochs: set[int] | None = None) -> list[dict[str, float]]:
-    """The rows of a ``history.csv`` as floats (an empty cell is left out): all of
-    them, or those of ``epochs`` and the last (only their lines are parsed)."""
+def _record(row: dict[str, str]) -> dict[str, Any]:
+    """A ``history.csv`` row as :func:`bpexp.core.fit` made it: the :data:`COUNTS`
+    as ints, the measures as floats (an empty cell is left out)."""
+    return {k: int(v) if k in COUNTS else float(v) for k, v in row.items() if v not in (None, "")}
+
+
+def read_history(path: Path, epochs: set[int] | None = None) -> list[dict[str, Any]]:
+    """The records of a ``history.csv`` (:func:`_record`): all of them, or those of
+    ``epochs`` and the last (only their lines are parsed)."""
     with open(path, newline="") as fh:
         header = fh.readline().rstrip("\n").split(",")
         lines = fh.read().splitlines()
@@ -200,17 +206,15 @@ def read_history(path: Path, epochs: set[int] | None = None) -> list[dict[str, f
             line for i, line in enumerate(lines)
             if i == len(lines) - 1 or int(line[: line.find(",")]) in epochs
         ]  # fmt: skip
-    rows = csv.DictReader(lines, fieldnames=header)
-    return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in rows]
+    return [_record(row) for row in csv.DictReader(lines, fieldnames=header)]
 
 
 def history_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a ``history.csv`` one at a time, as :func:`bpexp.core.fit` made
-    them: the :data:`COUNTS` as ints, the measures as floats (an empty cell is left
-    out).  Memory does not grow with the epochs."""
+    """The records of a ``history.csv`` (:func:`_record`) one at a time: memory does
+    not grow with the epochs."""
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
-            yield {k: int(v) if k in COUNTS else float(v) for k, v in row.items() if v}
+            yield _record(row)
 
 
 def summary_of(history, wall_seconds: float) -> dict[str, Any]:

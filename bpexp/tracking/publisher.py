@@ -387,14 +387,14 @@ def _send(output_dir: Path, record: dict, uri: str, logged_steps, parent_run_id)
     # training seconds (MLflow's relative-time axis then shows training time)
     start = run.info.start_time or int(time.time() * 1000)
     metrics = [
-        Metric(k, r[k], start + int(1000 * r.get("seconds", 0.0)), int(r["epoch"]))
+        Metric(k, float(r[k]), start + int(1000 * r.get("seconds", 0.0)), r["epoch"])
         for r in history
-        if int(r["epoch"]) not in logged_steps
+        if r["epoch"] not in logged_steps
         for k in record["metric_keys"]
         if k in r
     ]
     ts = int(time.time() * 1000)
-    step = int(history[-1]["epoch"]) if history else 0
+    step = history[-1]["epoch"] if history else 0
     for k, v in summary.get("metrics", {}).items():
         if k not in run.data.metrics:
             metrics.append(Metric(k, math.nan if v is None else float(v), ts, step))
